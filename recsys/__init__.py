@@ -1,0 +1,3 @@
+"""recsys: a recommender-system research platform."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,115 @@
+"""Strict configuration: TOML files validated into frozen pydantic models.
+
+* An unknown key is an error naming the key and the file.
+* ``--set a.b=value`` overrides are parsed as TOML values (``1e-3`` is a float, ``[10, 20]`` a
+  list), falling back to a plain string.
+* Polymorphic components are written ``{name = "...", **params}``; :func:`component_config`
+  validates the params against the registered class's ``Config``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from recsys.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; a missing file or a syntax error raises :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value as TOML (numbers, booleans, lists, tables), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], sets: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``a.b.c=value`` overrides applied."""
+    out = _deepcopy(raw)
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=1e-3")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a table")
+            node = child
+        node[parts[-1]] = parse_value(value.strip())
+    return out
+
+
+def _deepcopy(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _deepcopy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deepcopy(v) for v in obj]
+    return obj
+
+
+def format_validation_error(err: ValidationError, source: str, prefix: str = "") -> str:
+    """One line per problem: ``source: key 'a.b': message``."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key {loc!r}")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing required key {loc!r}")
+        else:
+            lines.append(f"{source}: key {loc!r}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def validate(cls: type[M], raw: Mapping[str, Any], source: str, prefix: str = "") -> M:
+    """Validate ``raw`` into ``cls``; errors name the file (``source``) and the key."""
+    try:
+        return cls.model_validate(dict(raw))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source, prefix)) from None
+
+
+def component_config(
+    registry: Mapping[str, Any], raw: Mapping[str, Any], source: str, prefix: str
+) -> tuple[str, BaseModel]:
+    """Resolve ``{name = ..., **params}`` against ``registry``; return (name, validated Config)."""
+    if not isinstance(raw, Mapping) or "name" not in raw:
+        raise ConfigError(f"{source}: key {prefix!r} needs a 'name'")
+    params = {k: v for k, v in raw.items() if k != "name"}
+    name = str(raw["name"])
+    try:
+        cls = registry[name]
+    except ConfigError as e:
+        raise ConfigError(f"{source}: key '{prefix}.name': {e}") from None
+    return name, validate(cls.Config, params, source, prefix)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The JSON-ready dict of a config (for saving and hashing)."""
+    return model.model_dump(mode="json")

@@ -1,0 +1,49 @@
+"""The model interface.
+
+A model is a ``torch.nn.Module`` built as ``Model(cfg, spec)``. It must provide:
+
+* ``forward(batch) -> ModelOutput``: scores of the batch's positives and negatives and the
+  embeddings the losses regularise (not needed when ``trainable`` is False);
+* ``scorer() -> Callable[[Tensor], Tensor]``: precompute whatever is shared by all users (e.g.
+  LightGCN propagation) and return a function mapping ``(B,)`` user indices to ``(B, n_items)``
+  scores. The evaluator calls it under ``torch.no_grad()`` in eval mode.
+* ``embeddings() -> (users (n_users, d), items (n_items, d)) | None`` for export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from recsys.config import StrictModel
+from recsys.spec import DataSpec
+from recsys.types import Batch, ModelOutput
+
+Scorer = Callable[[Tensor], Tensor]
+
+
+class Model(nn.Module):
+    """Base class of every registered model."""
+
+    Config: ClassVar[type[StrictModel]]
+    trainable: ClassVar[bool] = True
+    """False for models fitted in closed form at construction (most-popular)."""
+
+    def __init__(self, cfg: StrictModel, spec: DataSpec) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_users = spec.n_users
+        self.n_items = spec.n_items
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        raise TypeError(f"{type(self).__name__} is not trained by gradient descent")
+
+    def scorer(self) -> Scorer:
+        """Return a function: ``(B,)`` user indices → ``(B, n_items)`` scores."""
+        raise TypeError(f"{type(self).__name__} must define scorer()")
+
+    def embeddings(self) -> tuple[Tensor, Tensor] | None:
+        """Final user and item embeddings, or None for models without them."""
+        return None

@@ -1,0 +1,71 @@
+"""DataSpec: everything a model, sampler or evaluator needs to know about a prepared dataset.
+
+Models receive a DataSpec, never a polars frame or a file path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recsys.types import Interactions
+
+
+@dataclass
+class DataSpec:
+    """A prepared dataset as tensors.
+
+    Attributes:
+        name: dataset name.
+        data_hash: content hash of the prepared artifacts (inputs + data config).
+        n_users, n_items: sizes of the dense index spaces ``0..n-1``.
+        train, valid, test: interactions per split (``valid`` may be empty).
+        user_ids, item_ids: original ids (strings) indexed by ``user_idx`` / ``item_idx``.
+        eval_users_valid, eval_users_test: users evaluated on each split (sorted int64): users
+            with at least one train item and one item in that split.
+        card: the data card (rows, users, items, density after every step).
+        protocol: a description of how the split was made (for reports).
+    """
+
+    name: str
+    data_hash: str
+    n_users: int
+    n_items: int
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    eval_users_valid: Tensor
+    eval_users_test: Tensor
+    card: dict[str, Any] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def graph(self) -> Any:
+        """The bipartite user-item graph of the train split, built once and reused."""
+        if "graph" not in self._cache:
+            from recsys.data.graph import build_graph
+
+            self._cache["graph"] = build_graph(self.train, self.n_users, self.n_items)
+        return self._cache["graph"]
+
+    def item_popularity(self) -> Tensor:
+        """``(n_items,)`` number of train interactions per item (float32)."""
+        if "pop" not in self._cache:
+            self._cache["pop"] = torch.bincount(
+                self.train.items, minlength=self.n_items
+            ).to(torch.float32)
+        return self._cache["pop"]  # type: ignore[no-any-return]
+
+    def train_keys(self) -> Tensor:
+        """Sorted ``user * n_items + item`` keys of the train split (int64), for membership."""
+        if "train_keys" not in self._cache:
+            keys = self.train.users * self.n_items + self.train.items
+            self._cache["train_keys"] = torch.sort(keys).values
+        return self._cache["train_keys"]  # type: ignore[no-any-return]
