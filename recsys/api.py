@@ -1,0 +1,301 @@
+"""The Python API; the CLI is a thin layer over it.
+
+Typical notebook use::
+
+    from recsys import api
+    exp = api.load_experiment("conf/exp/ml100k-lightgcn.toml", ["train.epochs=20"])
+    run = api.train(exp)                       # prepares data (cached), trains, evaluates
+    run.results["test"]["ndcg@20"]
+    model = run.model()                        # the trained torch module
+    recs = run.recommend(k=10)                 # polars frame with original ids
+    run.export_embeddings("emb/")              # users.parquet / items.parquet
+    run = api.load_run("runs/lightgcn-1a2b3c4d")
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from recsys import atomic
+from recsys.data.config import DataConfig
+from recsys.data.prepare import Prepared, load_spec, prepare
+from recsys.errors import RecsysError
+from recsys.eval.config import EvalConfig
+from recsys.eval.protocol import EvalResult, evaluate_model
+from recsys.experiment import Experiment, build_experiment, load_experiment
+from recsys.losses import LOSSES
+from recsys.models import MODELS, build_model
+from recsys.models.base import Model
+from recsys.runs import DONE, new_manifest, read_json, run_id, status
+from recsys.samplers import SAMPLERS
+from recsys.spec import DataSpec
+from recsys.train.device import resolve_device
+from recsys.train.loop import FitResult, fit
+
+__all__ = [
+    "AlreadyDone",
+    "TrainedRun",
+    "evaluate",
+    "load_experiment",
+    "load_run",
+    "prepare_data",
+    "train",
+]
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyDone(RecsysError):
+    """The run already finished; pass ``force=True`` to run it again."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(f"run already finished: {run_dir} (use --force to run it again)")
+        self.run_dir = run_dir
+
+
+def prepare_data(
+    cfg: DataConfig, base_dir: Path | None = None, force: bool = False
+) -> tuple[Prepared, DataSpec]:
+    """Prepare (or load from the cache) a dataset and return its artifacts and DataSpec."""
+    prepared = prepare(cfg, base_dir=base_dir, force=force)
+    return prepared, load_spec(prepared)
+
+
+def evaluate(model: Model, spec: DataSpec, split: str, cfg: EvalConfig) -> EvalResult:
+    """Full-ranking evaluation of ``model`` on ``split`` ("valid" or "test")."""
+    return evaluate_model(model, spec, split, cfg)
+
+
+@dataclass
+class TrainedRun:
+    """A run directory and what can be done with it."""
+
+    dir: Path
+    _spec: DataSpec | None = field(default=None, repr=False)
+    _model: Model | None = field(default=None, repr=False)
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return dict(read_json(self.dir / "config.json"))
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        return dict(read_json(self.dir / "manifest.json"))
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return dict(read_json(self.dir / "results.json"))
+
+    @cached_property
+    def experiment(self) -> Experiment:
+        return build_experiment(
+            self.config, str(self.dir / "config.json"), Path(self.manifest["base_dir"])
+        )
+
+    def spec(self) -> DataSpec:
+        """The run's dataset (from the cache, prepared again if it was removed)."""
+        if self._spec is None:
+            _, self._spec = prepare_data(self.experiment.cfg.data, self.experiment.base_dir)
+        return self._spec
+
+    def model(self, device: str | None = None) -> Model:
+        """The trained model, loaded from ``model.pt``."""
+        if self._model is None:
+            exp = self.experiment
+            spec = self.spec()
+            model = build_model(exp.model.name, exp.model.cfg, spec, seed=exp.cfg.seed)
+            state = torch.load(self.dir / "model.pt", map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+            self._model = model.to(resolve_device(device or "cpu"))
+        return self._model
+
+    def evaluate(self, split: str = "test", cfg: EvalConfig | None = None) -> EvalResult:
+        """Evaluate the saved model again (e.g. with other K or conventions)."""
+        return evaluate_model(self.model(), self.spec(), split, cfg or self.experiment.cfg.eval)
+
+    def recommend(self, k: int = 10, users: Sequence[str] | None = None) -> pl.DataFrame:
+        """Top-``k`` items per user with original ids, train items excluded.
+
+        Args:
+            k: list length.
+            users: original user ids (default: every user).
+        """
+        spec = self.spec()
+        model = self.model()
+        if users is None:
+            idx = torch.arange(spec.n_users)
+        else:
+            lookup = {u: i for i, u in enumerate(spec.user_ids.tolist())}
+            missing = [u for u in users if u not in lookup]
+            if missing:
+                raise RecsysError(f"unknown user ids: {missing[:5]} ({len(missing)} in all)")
+            idx = torch.tensor([lookup[u] for u in users], dtype=torch.int64)
+        from recsys.eval.recommend import recommend_topk
+
+        items, scores = recommend_topk(model, spec, idx, k)
+        n = len(idx)
+        return pl.DataFrame(
+            {
+                "user_id": np.repeat(spec.user_ids[idx.numpy()], k),
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+                "item_id": spec.item_ids[items.reshape(-1)],
+                "score": scores.reshape(-1).astype(np.float32),
+            }
+        )
+
+    def export_embeddings(self, out_dir: str | Path) -> list[Path]:
+        """Write ``users.parquet`` and ``items.parquet`` (original id + embedding vector)."""
+        emb = self.model().embeddings()
+        if emb is None:
+            raise RecsysError(f"model {self.experiment.model.name!r} has no embeddings to export")
+        spec = self.spec()
+        out = Path(out_dir)
+        paths = []
+        for kind, ids, matrix in (("users", spec.user_ids, emb[0]), ("items", spec.item_ids, emb[1])):
+            frame = pl.DataFrame(
+                {
+                    f"{kind[:-1]}_id": ids,
+                    "embedding": matrix.detach().cpu().float().numpy(),
+                }
+            )
+            path = out / f"{kind}.parquet"
+            with atomic.atomic_path(path) as tmp:
+                frame.write_parquet(tmp)
+            paths.append(path)
+        return paths
+
+
+def load_run(path: str | Path) -> TrainedRun:
+    """Open a finished run directory."""
+    run_dir = Path(path)
+    if status(run_dir) != DONE:
+        raise RecsysError(f"{run_dir}: not a finished run (no manifest with status 'done')")
+    return TrainedRun(run_dir)
+
+
+def train(
+    exp: Experiment,
+    *,
+    runs_dir: str | Path = "runs",
+    force: bool = False,
+    progress: bool = False,
+    hooks: Sequence[Callable[[int, dict[str, float]], bool]] = (),
+) -> TrainedRun:
+    """Prepare the data, train, evaluate and write the run directory.
+
+    A finished run raises :class:`AlreadyDone` unless ``force``; an unfinished one resumes
+    from its last epoch checkpoint.
+    """
+    cfg = exp.cfg
+    prepared, spec = prepare_data(cfg.data, exp.base_dir)
+    resolved = exp.resolved()
+    run_dir = Path(runs_dir) / run_id(cfg.name, resolved, prepared.hash)
+    state = status(run_dir)
+    if state == DONE and not force:
+        raise AlreadyDone(run_dir)
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+        state = None
+    device = resolve_device(cfg.train.device)
+    if state is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(run_dir / "config.json", resolved)
+        seeds = {"model": cfg.seed, "split": cfg.data.split.seed}
+        atomic.write_json(
+            run_dir / "manifest.json",
+            new_manifest(run_dir.name, str(device), seeds, prepared.hash, exp.base_dir),
+        )
+    else:
+        log.info("resuming unfinished run %s", run_dir)
+
+    model = build_model(exp.model.name, exp.model.cfg, spec, seed=cfg.seed).to(device)
+    losses = [LOSSES[c.name](c.cfg) for c in exp.losses]
+    sampler = SAMPLERS[exp.sampler.name](exp.sampler.cfg)
+    history_path = run_dir / "metrics.jsonl"
+
+    def validate(m: Model) -> dict[str, float]:
+        return evaluate_model(m, spec, "valid", cfg.eval).summary
+
+    def on_epoch(row: dict[str, float]) -> None:
+        with open(history_path, "a", encoding="utf-8") as f:
+            f.write(_json_line(row))
+
+    result = fit(
+        model,
+        losses,
+        sampler,
+        spec,
+        cfg.train,
+        seed=cfg.seed,
+        validate=validate,
+        checkpoint_path=run_dir / "checkpoint.pt",
+        on_epoch=on_epoch,
+        hooks=hooks,
+        progress=progress,
+    )
+    # The checkpoint's history is authoritative (a resumed run appended only new epochs).
+    atomic.write_text(history_path, "".join(_json_line(r) for r in result.history))
+    _finish(run_dir, model, spec, exp, result)
+    return TrainedRun(run_dir, _spec=spec, _model=model)
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(row, sort_keys=True) + "\n"
+
+
+def _finish(
+    run_dir: Path, model: Model, spec: DataSpec, exp: Experiment, fitted: FitResult
+) -> None:
+    """Save the model, evaluate valid and test, write results and mark the run done."""
+    with atomic.atomic_path(run_dir / "model.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    ecfg = exp.cfg.eval
+    results: dict[str, Any] = {
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": fitted.epochs_run,
+        "stopped_early": fitted.stopped_early,
+        "train_seconds": float(sum(r.get("seconds", 0.0) for r in fitted.history)),
+    }
+    for split in ("valid", "test"):
+        res = evaluate_model(model, spec, split, ecfg)
+        results[split] = res.summary
+        results[f"{split}_protocol"] = res.protocol
+        results[f"{split}_users"] = res.n_users_evaluated
+        frame = pl.DataFrame(
+            {
+                "user_idx": res.users.astype(np.int32),
+                "user_id": spec.user_ids[res.users],
+                **{k: v for k, v in res.per_user.items()},
+            }
+        )
+        with atomic.atomic_path(run_dir / f"per_user_{split}.parquet") as tmp:
+            frame.write_parquet(tmp)
+        if split == "test" and res.topk is not None:
+            k = res.topk.shape[1]
+            top = pl.DataFrame(
+                {
+                    "user_id": np.repeat(spec.user_ids[res.users], k),
+                    "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(res.users)),
+                    "item_id": spec.item_ids[res.topk.reshape(-1)],
+                }
+            )
+            with atomic.atomic_path(run_dir / "topk_test.parquet") as tmp:
+                top.write_parquet(tmp)
+    results["data"] = {"name": spec.name, "hash": spec.data_hash, "protocol": spec.protocol}
+    atomic.write_json(run_dir / "results.json", results)
+    manifest = read_json(run_dir / "manifest.json")
+    manifest["status"] = DONE
+    atomic.write_json(run_dir / "manifest.json", manifest)
+    (run_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -1,0 +1,129 @@
+"""Experiment configs (conf/exp/*.toml): data + model + losses + sampler + train + eval + seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from recsys.config import (
+    StrictModel,
+    apply_overrides,
+    component_config,
+    dump,
+    read_toml,
+    validate,
+)
+from recsys.data.config import DataConfig
+from recsys.errors import ConfigError
+from recsys.eval.config import EvalConfig
+from recsys.train.config import TrainConfig
+
+
+class ExpConfig(StrictModel):
+    """One experiment. ``model``, ``losses`` and ``sampler`` are ``{name = ..., **params}``."""
+
+    name: str
+    data: DataConfig = DataConfig()
+    seed: int = 0
+    """The model seed (initialisation, negative sampling). The split seed is ``data.split.seed``."""
+    model: dict[str, Any]
+    losses: list[dict[str, Any]] = Field(default_factory=lambda: [{"name": "bpr"}])
+    sampler: dict[str, Any] = Field(default_factory=lambda: {"name": "uniform"})
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+@dataclass(frozen=True)
+class Component:
+    """A resolved registry entry: its name and validated config."""
+
+    name: str
+    cfg: BaseModel
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dump(self.cfg)}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A fully validated experiment, ready to run."""
+
+    cfg: ExpConfig
+    model: Component
+    losses: tuple[Component, ...]
+    sampler: Component
+    source: str
+    base_dir: Path
+    """Directory that relative data paths resolve against."""
+
+    def resolved(self) -> dict[str, Any]:
+        """The resolved config as saved with the run (components with all defaults filled)."""
+        out = dump(self.cfg)
+        out["model"] = self.model.as_dict()
+        out["losses"] = [c.as_dict() for c in self.losses]
+        out["sampler"] = self.sampler.as_dict()
+        return out
+
+
+def load_data_config(
+    path: str | Path, sets: tuple[str, ...] | list[str] = ()
+) -> tuple[DataConfig, Path]:
+    """Load conf/data/*.toml with overrides; return the config and its directory."""
+    path = Path(path)
+    raw = apply_overrides(read_toml(path), sets)
+    return validate(DataConfig, raw, str(path)), path.parent.resolve()
+
+
+def load_experiment(path: str | Path, sets: tuple[str, ...] | list[str] = ()) -> Experiment:
+    """Load conf/exp/*.toml strictly, with ``--set`` overrides.
+
+    ``data`` may be an inline table or a path to a data config (relative to this file);
+    overrides such as ``data.split.seed=1`` apply after the data file is inlined.
+    """
+    path = Path(path)
+    raw = read_toml(path)
+    base_dir = path.parent.resolve()
+    source = str(path)
+    data = raw.get("data")
+    if isinstance(data, str):
+        data_path = (base_dir / data).resolve()
+        raw["data"] = read_toml(data_path)
+        base_dir = data_path.parent
+    raw = apply_overrides(raw, sets)
+    return build_experiment(raw, source, base_dir)
+
+
+def build_experiment(raw: dict[str, Any], source: str, base_dir: Path) -> Experiment:
+    """Validate a raw experiment dict (every component against its registry)."""
+    from recsys.losses import LOSSES
+    from recsys.models import MODELS
+    from recsys.samplers import SAMPLERS
+
+    cfg = validate(ExpConfig, raw, source)
+    model = Component(*component_config(MODELS, cfg.model, source, "model"))
+    if not cfg.losses and MODELS[model.name].trainable:
+        raise ConfigError(f"{source}: key 'losses' is empty; a trainable model needs a loss")
+    losses = tuple(
+        Component(*component_config(LOSSES, raw_loss, source, f"losses.{i}"))
+        for i, raw_loss in enumerate(cfg.losses)
+    )
+    sampler = Component(*component_config(SAMPLERS, cfg.sampler, source, "sampler"))
+    _check_monitor(cfg, source)
+    return Experiment(cfg, model, losses, sampler, source, base_dir)
+
+
+def _check_monitor(cfg: ExpConfig, source: str) -> None:
+    metric, sep, k = cfg.train.monitor.partition("@")
+    if not sep or not k.isdigit() or metric not in cfg.eval.metrics:
+        raise ConfigError(
+            f"{source}: key 'train.monitor' = {cfg.train.monitor!r}: expected METRIC@K with "
+            f"METRIC one of {list(cfg.eval.metrics)}"
+        )
+    if int(k) not in cfg.eval.ks:
+        raise ConfigError(
+            f"{source}: key 'train.monitor' = {cfg.train.monitor!r}: K={k} is not in "
+            f"eval.ks = {list(cfg.eval.ks)}"
+        )

@@ -1,0 +1,40 @@
+"""Atomic writes leave the old file or the new one, never a partial file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recsys import atomic
+
+
+def test_atomic_path_replaces_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with atomic.atomic_path(target) as tmp:
+        tmp.write_text("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_path_keeps_old_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_dir(tmp_path: Path) -> None:
+    target = tmp_path / "d"
+    with pytest.raises(RuntimeError), atomic.atomic_dir(target) as tmp:
+        (tmp / "x").write_text("1")
+        raise RuntimeError
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic.atomic_dir(target) as tmp:
+        (tmp / "x").write_text("1")
+    assert (target / "x").read_text() == "1"
