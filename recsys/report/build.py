@@ -75,7 +75,7 @@ def _protocol_card(records: list[RunRecord], protocol: dict[str, Any]) -> list[t
         ("data hash", str(protocol["data hash (dataset and split)"])),
         ("cleaning", _fmt(data.get("clean"))),
         ("split", _fmt(data.get("split"))),
-        ("split details", _fmt(dprot) if dprot else "-"),
+        ("split rule", _split_rule(dprot)),
         ("candidates", "full ranking over all items"),
         (
             "masking",
@@ -85,9 +85,9 @@ def _protocol_card(records: list[RunRecord], protocol: dict[str, Any]) -> list[t
         ),
         (
             "NDCG",
-            "binary relevance, IDCG over min(|test_u|, K)"
+            "binary relevance, IDCG over min(n_test_u, K)"
             if ev.get("idcg") == "truncated"
-            else "binary relevance, IDCG over |test_u| (untruncated)",
+            else "binary relevance, IDCG over all n_test_u positions (untruncated)",
         ),
         (
             "averaging",
@@ -100,6 +100,15 @@ def _protocol_card(records: list[RunRecord], protocol: dict[str, Any]) -> list[t
         ("model seeds", ", ".join(sorted({str(r.config.get("seed")) for r in records}))),
         ("ties", "broken by lower item index"),
     ]
+
+
+def _split_rule(dprot: dict[str, Any]) -> str:
+    split = dprot.get("split", {}) if isinstance(dprot, dict) else {}
+    if not isinstance(split, dict):
+        return str(split)
+    parts = [str(split[k]) for k in ("text", "rounding", "ties", "leakage_check") if k in split]
+    parts += [f"evaluated users: {dprot['eval_users']}"] if "eval_users" in dprot else []
+    return "; ".join(parts) or "-"
 
 
 def _fmt(obj: Any) -> str:

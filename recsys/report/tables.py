@@ -17,9 +17,11 @@ def metric_columns(records: list[RunRecord], split: str = "test") -> list[str]:
     for rec in records[1:]:
         common &= set(rec.results[split])
 
-    def key(name: str) -> tuple[str, int]:
+    order = ("recall", "ndcg", "precision", "hit", "mrr", "map")
+
+    def key(name: str) -> tuple[int, str, int]:
         metric, _, k = name.partition("@")
-        return metric, int(k or 0)
+        return (order.index(metric) if metric in order else len(order), metric, int(k or 0))
 
     return sorted(common, key=key)
 
