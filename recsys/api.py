@@ -34,7 +34,7 @@ from recsys.eval.config import EvalConfig
 from recsys.eval.protocol import EvalResult, evaluate_model
 from recsys.experiment import Experiment, build_experiment, load_experiment
 from recsys.losses import LOSSES
-from recsys.models import MODELS, build_model
+from recsys.models import build_model
 from recsys.models.base import Model
 from recsys.runs import DONE, new_manifest, read_json, run_id, status
 from recsys.samplers import SAMPLERS
@@ -161,7 +161,10 @@ class TrainedRun:
         spec = self.spec()
         out = Path(out_dir)
         paths = []
-        for kind, ids, matrix in (("users", spec.user_ids, emb[0]), ("items", spec.item_ids, emb[1])):
+        for kind, ids, matrix in (
+            ("users", spec.user_ids, emb[0]),
+            ("items", spec.item_ids, emb[1]),
+        ):
             frame = pl.DataFrame(
                 {
                     f"{kind[:-1]}_id": ids,

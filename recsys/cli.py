@@ -233,7 +233,9 @@ def _fmt(v: object) -> str:
 
 @app.command("run")
 def run_pipeline_cmd(
-    pipeline: Annotated[Path, typer.Argument(help="Pipeline file, e.g. pipelines/quickstart.toml.")],
+    pipeline: Annotated[
+        Path, typer.Argument(help="Pipeline file, e.g. pipelines/quickstart.toml.")
+    ],
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option(help="Retrain finished runs.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False,

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class PrepareStage(StrictModel):
     kind: Literal["prepare"]
     data: str
-    sets: list[str] = []
+    sets: list[str] = Field(default_factory=list)
 
 
 class TrainStage(StrictModel):
@@ -33,7 +33,7 @@ class TrainStage(StrictModel):
     exp: list[str]
     seeds: list[int] | None = None
     """Model seeds to run each experiment with (default: the experiment's own seed)."""
-    sets: list[str] = []
+    sets: list[str] = Field(default_factory=list)
 
 
 class ReportStage(StrictModel):
@@ -60,7 +60,9 @@ class PipelineResult:
 
 
 def run_pipeline(
-    path: str | Path, sets: list[str] | tuple[str, ...] = (), force: bool = False,
+    path: str | Path,
+    sets: list[str] | tuple[str, ...] = (),
+    force: bool = False,
     progress: bool = False,
 ) -> PipelineResult:
     """Run every stage of ``path`` in order; ``sets`` apply to every experiment."""
@@ -102,4 +104,3 @@ def _train_or_reuse(
     except api.AlreadyDone as done:
         log.info("reusing finished run %s", done.run_dir)
         return api.TrainedRun(done.run_dir)
-

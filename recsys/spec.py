@@ -58,9 +58,9 @@ class DataSpec:
     def item_popularity(self) -> Tensor:
         """``(n_items,)`` number of train interactions per item (float32)."""
         if "pop" not in self._cache:
-            self._cache["pop"] = torch.bincount(
-                self.train.items, minlength=self.n_items
-            ).to(torch.float32)
+            self._cache["pop"] = torch.bincount(self.train.items, minlength=self.n_items).to(
+                torch.float32
+            )
         return self._cache["pop"]  # type: ignore[no-any-return]
 
     def train_keys(self) -> Tensor:

@@ -281,7 +281,7 @@ def evaluate(
             topk_valid[:, :width], topk_items[:, :width], torch.full_like(topk_items[:, :width], -1)
         ).numpy()
 
-    logger.info(
+    logger.debug(
         "%s: %d users, %s",
         split,
         n_eval,

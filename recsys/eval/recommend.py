@@ -1,4 +1,8 @@
-"""Top-K recommendation lists for export (train items excluded, deterministic ties)."""
+"""Top-K recommendation lists for export (train items excluded, deterministic ties).
+
+Scores are computed in the evaluator's fixed blocks (``SCORE_BLOCK`` users, the last block
+padded), so a user's list does not depend on which other users are asked for.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recsys.eval.protocol import SCORE_BLOCK, _own_scores, _rows_and_items, model_device
 from recsys.eval.topk import topk
 from recsys.models.base import Model
 from recsys.spec import DataSpec
@@ -13,7 +18,7 @@ from recsys.spec import DataSpec
 
 @torch.no_grad()
 def recommend_topk(
-    model: Model, spec: DataSpec, users: Tensor, k: int, block: int = 1024
+    model: Model, spec: DataSpec, users: Tensor, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` item indices and scores for ``users``, masking each user's train items.
 
@@ -24,30 +29,20 @@ def recommend_topk(
     model.eval()
     try:
         scorer = model.scorer()
-        keys = spec.train_keys()
+        device = model_device(model)
+        keys = spec.train_keys().to(device)
         k = min(k, spec.n_items)
         items_out, scores_out = [], []
-        for start in range(0, len(users), block):
-            u = users[start : start + block]
-            scores = scorer(u.to(_device(model))).float()
-            lo = torch.searchsorted(keys, u * spec.n_items)
-            hi = torch.searchsorted(keys, (u + 1) * spec.n_items)
-            counts = hi - lo
-            rows = torch.repeat_interleave(torch.arange(len(u)), counts)
-            starts = torch.repeat_interleave(lo - (torch.cumsum(counts, 0) - counts), counts)
-            flat = keys[torch.arange(int(counts.sum())) + starts] - u[rows] * spec.n_items
-            scores[rows.to(scores.device), flat.to(scores.device)] = -torch.inf
+        for start in range(0, len(users), SCORE_BLOCK):
+            u = users[start : start + SCORE_BLOCK].to(device)
+            n = len(u)
+            padded = torch.cat([u, u[:1].expand(SCORE_BLOCK - n)]) if n < SCORE_BLOCK else u
+            scores = _own_scores(scorer(padded), spec.n_items)[:n]
+            rows, items = _rows_and_items(keys, u, spec.n_items)
+            scores[rows, items] = -torch.inf
             vals, idx = topk(scores, k)
             items_out.append(idx.cpu())
             scores_out.append(vals.cpu())
         return torch.cat(items_out).numpy(), torch.cat(scores_out).numpy()
     finally:
         model.train(was_training)
-
-
-def _device(model: Model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")

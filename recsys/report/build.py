@@ -44,7 +44,11 @@ def build_report(
         base = matches[0]
     table, tests = results_table(records, base if len(records) > 1 else None)
     metrics = tuple(dict.fromkeys(c.split("@")[0] for c in table.columns if "@" in c))
-    figures = {"metric_vs_k.png": metric_vs_k_png(records, tuple(m for m in ("recall", "ndcg") if m in metrics) or metrics[:2])}
+    figures = {
+        "metric_vs_k.png": metric_vs_k_png(
+            records, tuple(m for m in ("recall", "ndcg") if m in metrics) or metrics[:2]
+        )
+    }
     monitor = str(base.config.get("train", {}).get("monitor", "ndcg@20"))
     curves = training_curves_png(records, monitor)
     if curves is not None:
@@ -132,7 +136,9 @@ def _rows(table: pl.DataFrame, tests: dict[str, Any]) -> tuple[list[str], list[l
             cells.append(f"**{text}**" if row[c] == best[c] else text)
         if has_tests:
             t = tests["rows"].get(row["run"])
-            cells += ["baseline", "-"] if t is None else [f"{t['p_holm']:.2g}", f"{t['effect_dz']:+.3f}"]
+            cells += (
+                ["baseline", "-"] if t is None else [f"{t['p_holm']:.2g}", f"{t['effect_dz']:+.3f}"]
+            )
         body.append(cells)
     return header, body
 

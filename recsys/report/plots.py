@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt
 from recsys.report.runs_loader import RunRecord
 
 
-def metric_vs_k_png(records: list[RunRecord], metrics: tuple[str, ...], split: str = "test") -> bytes:
+def metric_vs_k_png(
+    records: list[RunRecord], metrics: tuple[str, ...], split: str = "test"
+) -> bytes:
     """One panel per metric: the metric at each K, one line per run. Returns PNG bytes."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):

@@ -169,7 +169,13 @@ def fit(
             if on_epoch is not None:
                 on_epoch(row)
             advance(row)
-            log.debug("epoch %d: %s", epoch, row)
+            log.info(
+                "epoch %d: %s",
+                epoch,
+                ", ".join(
+                    f"{k}={v:.4g}" for k, v in row.items() if k == "loss" or k.startswith("valid/")
+                ),
+            )
 
     if cfg.restore_best and state.best_state is not None:
         model.load_state_dict(state.best_state)

@@ -63,13 +63,13 @@ def test_unknown_component_param_and_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"e\.toml: unknown key 'model\.dimm'"):
         load_experiment(path)
     path = write(tmp_path, "f.toml", 'name = "x"\nmodel = { name = "nope" }\n')
-    with pytest.raises(ConfigError, match="unknown model 'nope'; valid: .*lightgcn"):
+    with pytest.raises(ConfigError, match=r"unknown model 'nope'; valid: .*lightgcn"):
         load_experiment(path)
 
 
 def test_monitor_must_be_evaluated(tmp_path: Path) -> None:
     path = write(tmp_path, "m.toml", 'name = "x"\nmodel = { name = "mf" }\n')
-    with pytest.raises(ConfigError, match="K=50 is not in eval.ks"):
+    with pytest.raises(ConfigError, match=r"K=50 is not in eval\.ks"):
         load_experiment(path, ["train.monitor=ndcg@50"])
     with pytest.raises(ConfigError, match="expected METRIC@K"):
         load_experiment(path, ["train.monitor=foo"])

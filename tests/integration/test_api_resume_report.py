@@ -49,7 +49,7 @@ def test_report_refuses_runs_on_different_splits(
     pop = ROOT / "conf/exp/ml100k-pop.toml"
     a = api.train(api.load_experiment(pop))
     b = api.train(api.load_experiment(pop, ["data.split.seed=1"]))
-    with pytest.raises(RecsysError, match="runs cannot be compared: .*differs"):
+    with pytest.raises(RecsysError, match=r"runs cannot be compared: .*differs"):
         build_report([a.dir, b.dir], tmp_path / "rep")
     assert not (tmp_path / "rep").exists()
 

@@ -51,7 +51,7 @@ def test_bad_csv(tmp_path: Path, case: str) -> None:
     assert ("nope.csv" if case == "missing file" else "in.csv") in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
     cache = tmp_path / "data" / "cache"
-    assert not cache.exists() or not any(p for p in cache.iterdir() if not p.name.startswith(".")) 
+    assert not cache.exists() or not any(p for p in cache.iterdir() if not p.name.startswith("."))
 
 
 def test_lightgcn_list_with_non_integer_id(tmp_path: Path) -> None:
