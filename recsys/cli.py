@@ -251,7 +251,7 @@ def run_pipeline_cmd(
 
 def _print_results(runs: list) -> None:  # type: ignore[type-arg]
     table = Table(title="test results")
-    table.add_column("run")
+    table.add_column("run", no_wrap=True)
     metrics: list[str] = []
     for r in runs:
         for m in r.results["test"]:

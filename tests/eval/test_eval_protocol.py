@@ -13,6 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from torch import Tensor, nn
 
 from recsys.config import StrictModel
@@ -305,8 +306,10 @@ def test_errors() -> None:
     scorer = matrix_scorer(scores)
     with pytest.raises(ConfigError, match="split"):
         evaluate(scorer, spec, "train", EvalConfig())
-    with pytest.raises(ConfigError, match="ks"):
-        evaluate(scorer, spec, "test", EvalConfig(ks=(0,)))
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        EvalConfig(ks=(0,))
+    with pytest.raises(ConfigError, match="ks"):  # a config built without validation
+        evaluate(scorer, spec, "test", EvalConfig.model_construct(ks=(0,)))
     with pytest.raises(RecsysError, match="shape"):
         evaluate(lambda u: scores[u][:, :3], spec, "test", EvalConfig())
     nan_scores = scores.clone()
