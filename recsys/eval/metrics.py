@@ -62,13 +62,7 @@ def _discounts(n: int, device: torch.device) -> Tensor:
 def recall_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
     """Recall@k = hits in the top ``k`` / ``|test_u|``.
 
-    Args:
-        hits: ``(B, K)`` bool hit matrix, ``K >= k``.
-        n_rel: ``(B,)`` number of relevant items per user.
-        k: cut-off.
-
-    Returns:
-        ``(B,)`` float64.
+    Takes ``hits (B, K >= k)`` and ``n_rel (B,)``; returns ``(B,)`` float64.
     """
     _check(hits, n_rel, k)
     return _hits_at(hits, k) / n_rel.to(torch.float64).clamp(min=1.0)
@@ -77,13 +71,7 @@ def recall_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
 def precision_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
     """Precision@k = hits in the top ``k`` / ``k``.
 
-    Args:
-        hits: ``(B, K)`` bool hit matrix, ``K >= k``.
-        n_rel: ``(B,)`` number of relevant items per user (only checked for shape).
-        k: cut-off.
-
-    Returns:
-        ``(B,)`` float64.
+    Takes ``hits (B, K >= k)`` and ``n_rel (B,)``; returns ``(B,)`` float64.
     """
     _check(hits, n_rel, k)
     return _hits_at(hits, k) / float(k)
@@ -92,13 +80,7 @@ def precision_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
 def hit_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
     """HitRate@k = 1 if any of the top ``k`` is relevant, else 0.
 
-    Args:
-        hits: ``(B, K)`` bool hit matrix, ``K >= k``.
-        n_rel: ``(B,)`` number of relevant items per user (only checked for shape).
-        k: cut-off.
-
-    Returns:
-        ``(B,)`` float64 in {0, 1}.
+    Takes ``hits (B, K >= k)`` and ``n_rel (B,)``; returns ``(B,)`` float64.
     """
     _check(hits, n_rel, k)
     return hits[:, :k].any(dim=1).to(torch.float64)
@@ -107,13 +89,7 @@ def hit_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
 def mrr_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
     """MRR@k = 1 / rank of the first hit within the top ``k`` (0 if none).
 
-    Args:
-        hits: ``(B, K)`` bool hit matrix, ``K >= k``.
-        n_rel: ``(B,)`` number of relevant items per user (only checked for shape).
-        k: cut-off.
-
-    Returns:
-        ``(B,)`` float64.
+    Takes ``hits (B, K >= k)`` and ``n_rel (B,)``; returns ``(B,)`` float64.
     """
     _check(hits, n_rel, k)
     head = hits[:, :k]
@@ -124,13 +100,7 @@ def mrr_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
 def map_at_k(hits: Tensor, n_rel: Tensor, k: int) -> Tensor:
     """MAP@k = ``(1 / min(|test_u|, k)) Σ_{r≤k} P@r · rel_r``.
 
-    Args:
-        hits: ``(B, K)`` bool hit matrix, ``K >= k``.
-        n_rel: ``(B,)`` number of relevant items per user.
-        k: cut-off.
-
-    Returns:
-        ``(B,)`` float64.
+    Takes ``hits (B, K >= k)`` and ``n_rel (B,)``; returns ``(B,)`` float64.
     """
     _check(hits, n_rel, k)
     rel = hits[:, :k].to(torch.float64)

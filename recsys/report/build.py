@@ -62,9 +62,10 @@ def build_report(
     with atomic.atomic_path(csv) as tmp:
         table.write_csv(tmp)
     md = out_dir / "report.md"
-    atomic.write_text(md, _markdown(title, table, tests, card, figures))
+    content = _Content(title, table, tests, card, figures)
+    atomic.write_text(md, _markdown(content))
     page = out_dir / "report.html"
-    atomic.write_text(page, _html(title, table, tests, card, figures))
+    atomic.write_text(page, _html(content))
     return ReportPaths(md, page, csv, table, tests)
 
 
@@ -143,14 +144,18 @@ def _rows(table: pl.DataFrame, tests: dict[str, Any]) -> tuple[list[str], list[l
     return header, body
 
 
-def _markdown(
-    title: str,
-    table: pl.DataFrame,
-    tests: dict[str, Any],
-    card: list[tuple[str, str]],
-    figures: dict[str, bytes],
-) -> str:
-    header, body = _rows(table, tests)
+@dataclass(frozen=True)
+class _Content:
+    title: str
+    table: pl.DataFrame
+    tests: dict[str, Any]
+    card: list[tuple[str, str]]
+    figures: dict[str, bytes]
+
+
+def _markdown(c: _Content) -> str:
+    title, tests, card, figures = c.title, c.tests, c.card, c.figures
+    header, body = _rows(c.table, tests)
     lines = [f"# {title}", "", "## Test results", ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
@@ -170,14 +175,9 @@ def _markdown(
     return "\n".join(lines)
 
 
-def _html(
-    title: str,
-    table: pl.DataFrame,
-    tests: dict[str, Any],
-    card: list[tuple[str, str]],
-    figures: dict[str, bytes],
-) -> str:
-    header, body = _rows(table, tests)
+def _html(c: _Content) -> str:
+    title, tests, card, figures = c.title, c.tests, c.card, c.figures
+    header, body = _rows(c.table, tests)
     esc = html.escape
 
     def cell(text: str, tag: str = "td") -> str:
