@@ -242,6 +242,17 @@ def check_given_overlap(df: pl.DataFrame, names: dict[int, str]) -> None:
             )
 
 
+def _time_bounds() -> list[pl.Expr]:
+    """Latest train, earliest valid/test, latest valid and earliest test timestamps."""
+    ts = pl.col(TS)
+    return [
+        ts.filter(pl.col(SPLIT) == TRAIN).max().alias("train_max"),
+        ts.filter(pl.col(SPLIT) != TRAIN).min().alias("eval_min"),
+        ts.filter(pl.col(SPLIT) == VALID).max().alias("valid_max"),
+        ts.filter(pl.col(SPLIT) == TEST).min().alias("test_min"),
+    ]
+
+
 def check_leakage(df: pl.DataFrame, temporal: Temporal, label: str) -> None:
     """Raise :class:`DataError` when valid/test leaks into train (see module doc).
 
@@ -266,12 +277,7 @@ def check_leakage(df: pl.DataFrame, temporal: Temporal, label: str) -> None:
     if temporal == "none":
         return
     if temporal == "global":
-        stats = lf.select(
-            pl.col(TS).filter(pl.col(SPLIT) == TRAIN).max().alias("train_max"),
-            pl.col(TS).filter(pl.col(SPLIT) != TRAIN).min().alias("eval_min"),
-            pl.col(TS).filter(pl.col(SPLIT) == VALID).max().alias("valid_max"),
-            pl.col(TS).filter(pl.col(SPLIT) == TEST).min().alias("test_min"),
-        ).collect()
+        stats = lf.select(_time_bounds()).collect()
         tr, ev, vmax, tmin = stats.row(0)
         if tr is not None and ev is not None and tr >= ev:
             raise DataError(
@@ -285,12 +291,7 @@ def check_leakage(df: pl.DataFrame, temporal: Temporal, label: str) -> None:
         return
     per_user = (
         lf.group_by(USER)
-        .agg(
-            pl.col(TS).filter(pl.col(SPLIT) == TRAIN).max().alias("train_max"),
-            pl.col(TS).filter(pl.col(SPLIT) != TRAIN).min().alias("eval_min"),
-            pl.col(TS).filter(pl.col(SPLIT) == VALID).max().alias("valid_max"),
-            pl.col(TS).filter(pl.col(SPLIT) == TEST).min().alias("test_min"),
-        )
+        .agg(_time_bounds())
         .filter(
             (pl.col("train_max") > pl.col("eval_min")) | (pl.col("valid_max") > pl.col("test_min"))
         )

@@ -41,7 +41,14 @@ def auc_validate(spec: DataSpec):  # type: ignore[no-untyped-def]
     return validate
 
 
-def run(spec: DataSpec, cfg: TrainConfig, path: Path | None, name: str = "lightgcn", **kw):  # type: ignore[no-untyped-def]
+def run(  # type: ignore[no-untyped-def]
+    spec: DataSpec,
+    cfg: TrainConfig,
+    path: Path | None,
+    name: str = "lightgcn",
+    validate: bool = True,
+    **kw,
+):
     model = build_model(name, None, spec, seed=7)
     res = fit(
         model,
@@ -50,7 +57,7 @@ def run(spec: DataSpec, cfg: TrainConfig, path: Path | None, name: str = "lightg
         spec,
         cfg,
         seed=7,
-        validate=auc_validate(spec),
+        validate=auc_validate(spec) if validate else None,
         checkpoint_path=path,
         **kw,
     )
@@ -123,17 +130,8 @@ def test_hook_stops_training(spec: DataSpec) -> None:
         seen.append(epoch)
         return epoch == 2
 
-    model = build_model("mf", None, spec, seed=0)
-    res = fit(
-        model,
-        [LOSSES["bpr"]()],
-        SAMPLERS["uniform"](),
-        spec,
-        TrainConfig(epochs=10),
-        seed=0,
-        hooks=[prune],
-        on_epoch=rows.append,
-    )
+    cfg = TrainConfig(epochs=10)
+    _, res = run(spec, cfg, None, "mf", validate=False, hooks=[prune], on_epoch=rows.append)
     assert seen == [1, 2] and res.epochs_run == 2 and res.stopped_early
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"loss", "loss/bpr", "loss/reg", "seconds"} <= set(rows[0])
@@ -258,15 +256,6 @@ def test_resolve_device() -> None:
 
 
 def test_progress_bar_runs(spec: DataSpec, capsys: pytest.CaptureFixture[str]) -> None:
-    model = build_model("mf", None, spec, seed=0)
-    res = fit(
-        model,
-        [LOSSES["bpr"]()],
-        SAMPLERS["uniform"](),
-        spec,
-        TrainConfig(epochs=2),
-        seed=0,
-        progress=True,
-    )
+    _, res = run(spec, TrainConfig(epochs=2), None, "mf", validate=False, progress=True)
     assert res.epochs_run == 2
     assert "train" in capsys.readouterr().out
