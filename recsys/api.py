@@ -40,7 +40,7 @@ from recsys.runs import DONE, new_manifest, read_json, run_id, status
 from recsys.samplers import SAMPLERS
 from recsys.spec import DataSpec
 from recsys.train.device import resolve_device
-from recsys.train.loop import FitResult, fit
+from recsys.train.loop import Diagnostic, FitResult, fit
 
 __all__ = [
     "AlreadyDone",
@@ -244,12 +244,22 @@ def train(
         checkpoint_path=run_dir / "checkpoint.pt",
         on_epoch=on_epoch,
         hooks=hooks,
+        diagnostics=_diagnostics(spec, cfg.seed, cfg.train.noise_diagnostics),
         progress=progress,
     )
     # The checkpoint's history is authoritative (a resumed run appended only new epochs).
     atomic.write_text(history_path, "".join(_json_line(r) for r in result.history))
     _finish(run_dir, model, spec, exp, result)
     return TrainedRun(run_dir, _spec=spec, _model=model)
+
+
+def _diagnostics(spec: DataSpec, seed: int, enabled: bool) -> list[Diagnostic]:
+    """Per-epoch noise-detection AUROC when the dataset has noise labels (and it is enabled)."""
+    if not enabled or spec.train_noise is None or not bool(spec.train_noise.any()):
+        return []
+    from recsys.train.noise_diagnostics import NoiseDiagnostic
+
+    return [NoiseDiagnostic(spec, seed)]
 
 
 def _json_line(row: dict[str, Any]) -> str:

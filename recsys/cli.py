@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -197,11 +197,28 @@ def report(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("reports/latest"),
     baseline: Annotated[Path | None, typer.Option(help="Baseline run for paired tests.")] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "recsys report",
+    style: Annotated[
+        Literal["standard", "denoise"],
+        typer.Option(help="standard: runs × metrics@K; denoise: methods × noise ratio over seeds."),
+    ] = "standard",
+    baseline_method: Annotated[
+        str, typer.Option(help="denoise style: baseline method label for paired tests.")
+    ] = "BPR",
 ) -> None:
-    """Markdown + HTML report: runs × metrics@K, paired tests, protocol card, plots."""
-    from recsys.report.build import build_report
+    """Markdown + HTML report: runs × metrics@K, paired tests, protocol card, plots.
 
-    paths = build_report(runs, out, baseline=baseline, title=title)
+    --style denoise: methods × noise ratio, mean ± std over seeds, tests vs --baseline-method.
+    """
+    if style == "denoise":
+        from recsys.report.denoise import build_denoise_report
+
+        if baseline is not None:
+            raise RecsysError("--baseline names a run; with --style denoise use --baseline-method")
+        paths = build_denoise_report(runs, out, baseline=baseline_method, title=title)
+    else:
+        from recsys.report.build import build_report
+
+        paths = build_report(runs, out, baseline=baseline, title=title)
     console.print(f"report: {paths.html}\n        {paths.markdown}")
 
 

@@ -77,16 +77,21 @@ def load_data_config(
     return validate(DataConfig, raw, str(path)), path.parent.resolve()
 
 
-def load_experiment(path: str | Path, sets: tuple[str, ...] | list[str] = ()) -> Experiment:
+def load_experiment(
+    path: str | Path, sets: tuple[str, ...] | list[str] = (), data: str | Path | None = None
+) -> Experiment:
     """Load conf/exp/*.toml strictly, with ``--set`` overrides.
 
     ``data`` may be an inline table or a path to a data config (relative to this file);
-    overrides such as ``data.split.seed=1`` apply after the data file is inlined.
+    overrides such as ``data.split.seed=1`` apply after the data file is inlined. A ``data``
+    argument (a data config path) replaces the experiment's own data.
     """
     path = Path(path)
     raw = read_toml(path)
     base_dir = path.parent.resolve()
     source = str(path)
+    if data is not None:
+        raw["data"] = str(Path(data).resolve())
     data = raw.get("data")
     if isinstance(data, str):
         data_path = (base_dir / data).resolve()

@@ -3,21 +3,42 @@
 Paths to configs are relative to the pipeline file; outputs (``runs_dir``, report ``out``) are
 relative to the working directory. Every stage is idempotent: prepared data comes from the
 cache, finished runs are reused (``force`` retrains), unfinished runs resume.
+
+A train stage may sweep a grid of overrides; every grid point is run for every experiment and
+seed (experiment, then grid point, then seed)::
+
+    [[stages]]
+    kind = "train"
+    exp = ["../conf/exp/ml100k-mf.toml"]
+    seeds = [0, 1, 2]
+    grid = { "data.noise.ratio" = [0.0, 0.1, 0.2] }
+
+    [[stages]]
+    kind = "report"
+    style = "denoise"      # method × noise-ratio tables (see recsys.report.denoise)
+    out = "reports/denoise"
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from recsys import api
 from recsys.config import StrictModel, read_toml, validate
+from recsys.errors import ConfigError
 from recsys.experiment import load_data_config, load_experiment
 from recsys.report.build import ReportPaths, build_report
+from recsys.report.denoise import build_denoise_report
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +55,11 @@ class TrainStage(StrictModel):
     seeds: list[int] | None = None
     """Model seeds to run each experiment with (default: the experiment's own seed)."""
     sets: list[str] = Field(default_factory=list)
+    data: str | None = None
+    """A data config (relative to the pipeline file) that replaces every experiment's data."""
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    """Dotted config key → values (TOML values, as ``--set`` takes them); the cartesian product
+    is run for every experiment and seed. Empty: one point with no overrides."""
 
 
 class ReportStage(StrictModel):
@@ -41,7 +67,10 @@ class ReportStage(StrictModel):
     out: str
     title: str = "recsys report"
     baseline: str | None = None
-    """Experiment name of the baseline run (default: the first run)."""
+    """``standard``: experiment name of the baseline run (default: the first run).
+    ``denoise``: the baseline method label (default ``"BPR"``)."""
+    style: Literal["standard", "denoise"] = "standard"
+    """``standard``: runs × metrics@K; ``denoise``: methods × noise ratio, means over seeds."""
 
 
 Stage = Annotated[PrepareStage | TrainStage | ReportStage, Field(discriminator="kind")]
@@ -77,21 +106,124 @@ def run_pipeline(
             prepared, _ = api.prepare_data(data_cfg, data_dir)
             log.info("data %s: %s", "cache hit" if prepared.cache_hit else "prepared", prepared.dir)
         elif isinstance(stage, TrainStage):
-            for exp_path in stage.exp:
-                seeds: list[int | None] = list(stage.seeds) if stage.seeds else [None]
-                for seed in seeds:
-                    extra = [*stage.sets, *sets] + ([f"seed={seed}"] if seed is not None else [])
-                    exp = load_experiment(base / exp_path, extra)
-                    out.runs.append(_train_or_reuse(exp, cfg.runs_dir, force, progress))
+            for exp_path, extra in train_overrides(stage, sets):
+                data = base / stage.data if stage.data is not None else None
+                exp = load_experiment(base / exp_path, extra, data=data)
+                out.runs.append(_train_or_reuse(exp, cfg.runs_dir, force, progress))
         else:
-            runs = [r.dir for r in out.runs]
-            baseline = None
-            if stage.baseline is not None:
-                named = [r.dir for r in out.runs if r.config.get("name") == stage.baseline]
-                baseline = named[0] if named else None
-            report = build_report(runs, Path(stage.out), baseline=baseline, title=stage.title)
-            out.reports.append(report)
+            out.reports.append(_report(stage, out.runs))
     return out
+
+
+def train_overrides(stage: TrainStage, sets: Sequence[str] = ()) -> list[tuple[str, list[str]]]:
+    """``(experiment path, overrides)`` for every run of ``stage``, in run order.
+
+    Order: for each experiment, for each grid point, for each seed. Overrides apply in the
+    order stage ``sets``, grid point, command-line ``sets``, ``seed=<seed>`` (later wins).
+    """
+    seeds: list[int | None] = list(stage.seeds) if stage.seeds else [None]
+    out = []
+    for exp_path in stage.exp:
+        for point in grid_points(stage.grid):
+            for seed in seeds:
+                seed_set = [f"seed={seed}"] if seed is not None else []
+                out.append((exp_path, [*stage.sets, *point, *sets, *seed_set]))
+    return out
+
+
+_KEY = re.compile(r"[^.=\s]+(\.[^.=\s]+)*")
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[list[str]]:
+    """The cartesian product of ``grid`` as lists of ``key=value`` overrides.
+
+    Keys vary in the order given, the last key fastest. Each value is written as TOML so that
+    :func:`recsys.config.apply_overrides` reads back exactly the value given (strings are
+    always quoted, so ``"true"`` stays a string). An empty grid is one point with no overrides.
+
+    Raises:
+        ConfigError: a key that is not a dotted config key, or a key with no values.
+    """
+    for key, values in grid.items():
+        if not _KEY.fullmatch(key):
+            raise ConfigError(f"train stage grid: {key!r} is not a dotted config key (a.b.c)")
+        if len(values) == 0:
+            raise ConfigError(f"train stage grid: key {key!r} has no values")
+    columns = [[f"{key}={toml_value(v)}" for v in values] for key, values in grid.items()]
+    return [list(point) for point in itertools.product(*columns)]
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as an inline TOML value (the inverse of :func:`recsys.config.parse_value`).
+
+    Supports booleans, integers, floats (``inf``/``nan`` included), strings, dates and times,
+    lists and tables (as inline tables).
+
+    Raises:
+        ConfigError: a value TOML cannot express (e.g. None).
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        items = (f"{_toml_key(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise ConfigError(f"train stage grid: cannot write {value!r} as a TOML value")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _report(stage: ReportStage, trained: list[api.TrainedRun]) -> ReportPaths:
+    runs = list(dict.fromkeys(r.dir for r in trained))  # a grid point may repeat a run
+    if stage.style == "denoise":
+        return build_denoise_report(
+            runs, Path(stage.out), baseline=stage.baseline or "BPR", title=stage.title
+        )
+    baseline = None
+    if stage.baseline is not None:
+        named = [r.dir for r in trained if r.config.get("name") == stage.baseline]
+        baseline = named[0] if named else None
+    return build_report(runs, Path(stage.out), baseline=baseline, title=stage.title)
 
 
 def _train_or_reuse(

@@ -29,6 +29,9 @@ class DataSpec:
             with at least one train item and one item in that split.
         card: the data card (rows, users, items, density after every step).
         protocol: a description of how the split was made (for reports).
+        train_noise: ``(len(train),)`` bool, aligned with ``train``: True where the train
+            interaction is known to be noise (injected, or below the clean threshold under
+            natural noise); None when the dataset has no noise labels.
     """
 
     name: str
@@ -44,6 +47,7 @@ class DataSpec:
     eval_users_test: Tensor
     card: dict[str, Any] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
+    train_noise: Tensor | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -62,6 +66,17 @@ class DataSpec:
                 torch.float32
             )
         return self._cache["pop"]  # type: ignore[no-any-return]
+
+    def train_csr(self) -> tuple[Tensor, Tensor]:
+        """``(indptr (n_users + 1,), order (len(train),))``: the train rows of user ``u`` are
+        ``order[indptr[u]:indptr[u + 1]]`` (indices into ``train``, in their original order)."""
+        if "train_csr" not in self._cache:
+            order = torch.sort(self.train.users, stable=True).indices
+            counts = torch.bincount(self.train.users, minlength=self.n_users)
+            indptr = torch.zeros(self.n_users + 1, dtype=torch.int64)
+            torch.cumsum(counts, 0, out=indptr[1:])
+            self._cache["train_csr"] = (indptr, order)
+        return self._cache["train_csr"]  # type: ignore[no-any-return]
 
     def train_keys(self) -> Tensor:
         """Sorted ``user * n_items + item`` keys of the train split (int64), for membership."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from recsys.config import StrictModel
 
@@ -12,12 +12,21 @@ Format = Literal["atomic", "movielens", "lightgcn", "csv", "tsv", "parquet"]
 
 
 class Columns(StrictModel):
-    """Which input columns hold what (csv/tsv/parquet); atomic files use their own names."""
+    """Which input columns hold what (csv/tsv/parquet); atomic files use their own names.
+
+    An empty string for ``rating`` or ``timestamp`` means the input has no such column (TOML
+    has no null).
+    """
 
     user: str = "user_id"
     item: str = "item_id"
     rating: str | None = "rating"
     timestamp: str | None = "timestamp"
+
+    @field_validator("rating", "timestamp", mode="after")
+    @classmethod
+    def _empty_is_absent(cls, value: str | None) -> str | None:
+        return value or None
 
 
 class SourceConfig(StrictModel):
@@ -83,6 +92,32 @@ class SplitConfig(StrictModel):
     """Share of each user's train items carved out as validation when a given split has none."""
 
 
+class NoiseConfig(StrictModel):
+    """Noise: known false positives in train, labelled by an ``is_noise`` column.
+
+    **Injected** (``ratio > 0``): after the split, each train user ``u`` gets
+    ``floor(ratio * |train_u|)`` extra train interactions drawn without replacement from the
+    items the user has in no split (``exclude = "all_splits"``) or only not in train
+    (``exclude = "train"``, the PLD code's rule, which lets noise land on the user's valid/test
+    items), uniformly or in proportion to train popularity. Valid and test stay clean.
+
+    **Natural** (``natural = "rating"``): an interaction is noisy when its rating is below
+    ``clean_min_rating``. A per-interaction 0/1 clean label (the SGDL ml-100k files) is read as
+    the rating column with ``clean_min_rating = 1``. Training uses every interaction; test keeps
+    only clean ones (noisy test rows are dropped and counted); validation keeps all of them
+    unless ``clean_valid``. Both kinds combine: injection then adds to the natural noise.
+    """
+
+    ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
+    seed: int = 2024
+    """The noise seed (independent of the split seed and the model seed)."""
+    sampling: Literal["uniform", "popularity"] = "uniform"
+    exclude: Literal["all_splits", "train"] = "all_splits"
+    natural: Literal["none", "rating"] = "none"
+    clean_min_rating: float = 4.0
+    clean_valid: bool = False
+
+
 class DataConfig(StrictModel):
     """One dataset: where it is, how it is cleaned and split."""
 
@@ -90,4 +125,5 @@ class DataConfig(StrictModel):
     source: SourceConfig = SourceConfig()
     clean: CleanConfig = CleanConfig()
     split: SplitConfig = Field(default_factory=SplitConfig)
+    noise: NoiseConfig = NoiseConfig()
     cache_dir: str = "data/cache"

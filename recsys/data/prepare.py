@@ -4,8 +4,9 @@ Artifacts live in ``<cache_dir>/<name>-<hash[:12]>/`` and are written as one dir
 atomically (a failed or killed run leaves nothing behind):
 
 * ``train.parquet``, ``valid.parquet``, ``test.parquet``: ``user_idx`` (Int32), ``item_idx``
-  (Int32), ``rating`` (Float64, may be null), ``timestamp`` (Float64, may be null), sorted by
-  ``user_idx`` then input row order;
+  (Int32), ``rating`` (Float64, may be null), ``timestamp`` (Float64, may be null),
+  ``is_noise`` (Boolean: injected or natural noise, see :mod:`recsys.data.noise`), sorted by
+  ``user_idx`` then input row order (injected rows last);
 * ``users.parquet`` (``user_idx``, ``user_id``), ``items.parquet`` (``item_idx``, ``item_id``);
 * ``card.json``: the data card.
 
@@ -44,6 +45,8 @@ from recsys.config import dump
 from recsys.data import builtin, lightgcn_lists
 from recsys.data.clean import clean, frame_stats
 from recsys.data.config import DataConfig
+from recsys.data.noise import NOISE, inject, label_natural
+from recsys.data.noise import active as noise_active
 from recsys.data.sources import (
     ITEM,
     RATING,
@@ -77,7 +80,7 @@ from recsys.types import Interactions
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bump when the artifacts or the preparation rules change (invalidates every cache entry)."""
 ARTIFACTS = ("train", "valid", "test", "users", "items")
 UIDX, IIDX = "user_idx", "item_idx"
@@ -273,6 +276,13 @@ def build(cfg: DataConfig, inputs: Inputs) -> _Built:
         dropped[f"{name}_rows_cold"] = before - after
     dropped["users_only_in_valid_test"] = cold_users
     dropped["items_only_in_valid_test"] = cold_items
+    indexed, noise_counts = label_natural(indexed, cfg.noise, label)
+    dropped["test_rows_noisy"] = noise_counts.pop("test_rows_noisy_dropped")
+    if "valid_rows_noisy_dropped" in noise_counts:
+        dropped["valid_rows_noisy"] = noise_counts.pop("valid_rows_noisy_dropped")
+    if cfg.noise.ratio > 0:
+        indexed, injected = inject(indexed, cfg.noise, umap.height, imap.height)
+        noise_counts.update(injected)
 
     frames: dict[str, pl.DataFrame] = {}
     evaluated: dict[str, int] = {}
@@ -280,7 +290,7 @@ def build(cfg: DataConfig, inputs: Inputs) -> _Built:
     for code, name in SPLIT_NAMES.items():
         part = indexed.filter(pl.col(SPLIT) == code).sort([UIDX, ROW])
         final_steps.append(frame_stats(part, name))
-        frames[name] = part.select(UIDX, IIDX, pl.col(RATING), pl.col(TS))
+        frames[name] = part.select(UIDX, IIDX, pl.col(RATING), pl.col(TS), pl.col(NOISE))
         if code != TRAIN:
             evaluated[name] = part.get_column(UIDX).n_unique()
     if frames["train"].height == 0:
@@ -299,6 +309,7 @@ def build(cfg: DataConfig, inputs: Inputs) -> _Built:
         "clean": {**dump(cfg.clean), "applied": cleaned},
         "id_maps": "dense indices over train users/items, sorted by original id",
         "eval_users": "users with >= 1 train item and >= 1 item in the split",
+        "noise": {**dump(cfg.noise), "active": noise_active(cfg.noise)},
     }
     card = {
         "name": cfg.name,
@@ -309,6 +320,11 @@ def build(cfg: DataConfig, inputs: Inputs) -> _Built:
         "kcore_rounds": kcore_rounds,
         "dropped": dropped,
         "evaluated_users": evaluated,
+        "noise": {
+            **noise_counts,
+            "train_noisy": int(frames["train"].get_column(NOISE).sum()),
+            "train_rows": frames["train"].height,
+        },
         "protocol": protocol,
         "seconds": round(time.perf_counter() - t0, 4),
     }
@@ -378,6 +394,10 @@ def load_spec(prepared: Prepared) -> DataSpec:
     }
     users = pl.read_parquet(d / "users.parquet").sort(UIDX)
     items = pl.read_parquet(d / "items.parquet").sort(IIDX)
+    noise = None
+    if prepared.card.get("protocol", {}).get("noise", {}).get("active"):
+        flags = pl.read_parquet(d / "train.parquet", columns=[NOISE]).get_column(NOISE)
+        noise = torch.from_numpy(flags.to_numpy().astype(bool))
     evals = {
         s: torch.from_numpy(frames[s].get_column(UIDX).unique().sort().to_numpy().astype(np.int64))
         for s in ("valid", "test")
@@ -396,6 +416,7 @@ def load_spec(prepared: Prepared) -> DataSpec:
         eval_users_test=evals["test"],
         card=prepared.card,
         protocol=dict(prepared.card.get("protocol", {})),
+        train_noise=noise,
     )
 
 

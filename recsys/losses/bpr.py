@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from recsys.config import StrictModel
+from recsys.losses.l2 import l2_reg
 from recsys.types import Batch, ModelOutput
 
 
@@ -38,7 +38,7 @@ class BPR:
         """Loss terms of a batch: ``{"bpr": scalar, "reg": scalar}`` (``reg`` only if weighted)."""
         diff = out.neg_scores - out.pos_scores.unsqueeze(-1)
         terms = {"bpr": F.softplus(diff).mean()}
-        if self.cfg.reg_weight and out.reg:
-            sq = torch.stack([t.square().sum() for t in out.reg.values()]).sum()
-            terms["reg"] = sq * (self.cfg.reg_weight / 2.0 / out.pos_scores.shape[0])
+        reg = l2_reg(out, self.cfg.reg_weight)
+        if reg is not None:
+            terms["reg"] = reg
         return terms

@@ -12,6 +12,7 @@ import polars as pl
 
 from recsys import atomic
 from recsys.errors import RecsysError
+from recsys.report.noise_plots import noise_auroc_png
 from recsys.report.plots import metric_vs_k_png, training_curves_png
 from recsys.report.runs_loader import RunRecord, comparable_protocol, load_runs
 from recsys.report.tables import results_table
@@ -53,6 +54,11 @@ def build_report(
     curves = training_curves_png(records, monitor)
     if curves is not None:
         figures["training_curves.png"] = curves
+    labels = [r.label for r in records]
+    lines = {r.label if labels.count(r.label) == 1 else r.dir.name: [r.history()] for r in records}
+    auroc = noise_auroc_png({"": lines})
+    if auroc is not None:
+        figures["noise_auroc.png"] = auroc
     card = _protocol_card(records, protocol)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from recsys.registry import Registry
-from recsys.samplers.base import Sampler, ScoreFn
+from recsys.samplers.base import Probe, Sampler
+from recsys.samplers.per_user import UserSampler
+from recsys.samplers.pld import PLDSampler
 from recsys.samplers.uniform import UniformSampler
 
-SAMPLERS: Registry[Any] = Registry("sampler", {"uniform": UniformSampler})
+SAMPLERS: Registry[Any] = Registry(
+    "sampler", {"uniform": UniformSampler, "user": UserSampler, "pld": PLDSampler}
+)
 
-__all__ = ["SAMPLERS", "Sampler", "ScoreFn"]
+__all__ = ["SAMPLERS", "Probe", "Sampler"]

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from recsys.config import StrictModel
 from recsys.errors import DataError
-from recsys.samplers.base import ScoreFn
+from recsys.samplers.base import Probe
 from recsys.spec import DataSpec
 from recsys.types import Batch
 
@@ -47,9 +47,10 @@ class UniformSampler:
         spec: DataSpec,
         batch_size: int,
         generator: torch.Generator,
-        score_fn: ScoreFn | None = None,
+        probe: Probe | None = None,
+        epoch: int = 1,
     ) -> Iterator[Batch]:
-        """Yield the batches of one epoch (CPU tensors; ``score_fn`` is ignored)."""
+        """Yield the batches of one epoch (CPU tensors; ``probe`` and ``epoch`` are unused)."""
         n = len(spec.train)
         if n == 0:
             raise DataError(f"dataset {spec.name!r}: the train split is empty")

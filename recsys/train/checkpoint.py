@@ -39,6 +39,7 @@ class Checkpoint:
         finished: training ended (epochs exhausted, early stop or a hook asked to stop).
         stopped_early: training ended before ``cfg.epochs``.
         meta: what the checkpoint belongs to (seed, model class, sizes), checked on resume.
+        loss_states: one ``state_dict()`` per loss (``{}`` for stateless losses).
     """
 
     epoch: int
@@ -53,6 +54,7 @@ class Checkpoint:
     finished: bool = False
     stopped_early: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    loss_states: list[dict[str, Any]] = field(default_factory=list)
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:

@@ -23,5 +23,8 @@ class TrainConfig(StrictModel):
     """Stop after this many validations without improvement (0: never stop early)."""
     restore_best: bool = True
     """Load the best validation epoch's weights at the end."""
+    noise_diagnostics: bool = True
+    """With noise labels in the data, log each epoch's AUROC of the train loss as a noise
+    detector, globally and within users (``noise/*`` history keys; about one evaluation pass)."""
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""

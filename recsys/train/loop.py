@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 Validate = Callable[[Model], dict[str, float]]
 Hook = Callable[[int, dict[str, float]], bool]
 """Called after every epoch with ``(epoch, history row)``; returning True stops training."""
+Diagnostic = Callable[[Model, int], dict[str, float]]
+"""Called after every epoch's training steps with ``(model, epoch)`` in eval mode under
+``no_grad``; its values join the epoch's history row (e.g. ``noise/auroc_user``)."""
 
 
 @dataclass
@@ -75,6 +78,7 @@ def fit(
     checkpoint_path: Path | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     hooks: Sequence[Hook] = (),
+    diagnostics: Sequence[Diagnostic] = (),
     progress: bool = False,
 ) -> FitResult:
     """Train ``model`` in place.
@@ -93,6 +97,7 @@ def fit(
             resumes from it.
         on_epoch: receives each epoch's history row (after the checkpoint is written).
         hooks: called with ``(epoch, row)`` before the checkpoint; True stops training.
+        diagnostics: called after each epoch's steps (see :data:`Diagnostic`).
         progress: show a rich progress bar over epochs.
 
     Returns:
@@ -135,6 +140,7 @@ def fit(
         if ckpt.cuda_rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt.cuda_rng)
         stopper.load_state_dict(ckpt.early_stop)
+        _load_loss_states(losses, ckpt.loss_states, checkpoint_path)
         state = _RunState(
             history=list(ckpt.history),
             best_state=ckpt.best_state,
@@ -145,13 +151,14 @@ def fit(
         resumed_from = ckpt.epoch
         log.info("resuming from %s (epoch %d)", checkpoint_path, ckpt.epoch)
 
-    score_fn = _LiveScorer(model)
+    probe = _LiveProbe(model)
     with _progress_bar(progress, cfg.epochs, state.epoch) as advance:
         while not state.finished and state.epoch < cfg.epochs:
             epoch = state.epoch + 1
             row = _train_epoch(
-                model, losses, sampler, spec, cfg, optimizer, sampler_rng, epoch, device, score_fn
+                model, losses, sampler, spec, cfg, optimizer, sampler_rng, epoch, device, probe
             )
+            row.update(_diagnose(model, diagnostics, epoch))
             if validate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 metrics = _validate(model, validate, cfg.monitor)
                 row.update(metrics)
@@ -163,9 +170,9 @@ def fit(
             state.stopped_early = (stop_by_hook or stopper.should_stop) and epoch < cfg.epochs
             state.finished = state.stopped_early or epoch >= cfg.epochs
             if checkpoint_path is not None:
-                save_checkpoint(
-                    checkpoint_path, _snapshot(model, optimizer, sampler_rng, stopper, state, meta)
-                )
+                snap = _snapshot(model, optimizer, sampler_rng, stopper, state, meta)
+                snap.loss_states = [_loss_state(loss) for loss in losses]
+                save_checkpoint(checkpoint_path, snap)
             if on_epoch is not None:
                 on_epoch(row)
             advance(row)
@@ -222,15 +229,66 @@ class _RunState:
     stopped_early: bool = False
 
 
-class _LiveScorer:
-    """``score_fn`` for samplers: the current model's scores under ``no_grad``."""
+class _LiveProbe:
+    """The sampler's :class:`~recsys.samplers.base.Probe`: the current parameters, ``no_grad``.
+
+    Pair scores go through ``model.forward`` in eval mode (no dropout), so any model that
+    scores pairs can drive a score-aware sampler; the training mode is restored afterwards.
+    """
 
     def __init__(self, model: Model) -> None:
         self.model = model
+        self.device = _model_device(model)
 
-    def __call__(self, users: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self.model.scorer()(users)
+    def scores(self, users: Tensor) -> Tensor:
+        with torch.no_grad(), _eval_mode(self.model):
+            return self.model.scorer()(users.to(self.device))
+
+    def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+        batch = _to_device(Batch(users, pos, neg), self.device)
+        with torch.no_grad(), _eval_mode(self.model):
+            out = self.model(batch)
+        return out.pos_scores, out.neg_scores
+
+
+@contextmanager
+def _eval_mode(model: Model) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _diagnose(model: Model, diagnostics: Sequence[Diagnostic], epoch: int) -> dict[str, float]:
+    row: dict[str, float] = {}
+    if not diagnostics:
+        return row
+    with torch.no_grad(), _eval_mode(model):
+        for diagnostic in diagnostics:
+            row.update({k: float(v) for k, v in diagnostic(model, epoch).items()})
+    return row
+
+
+def _loss_state(loss: Loss) -> dict[str, Any]:
+    """A stateful loss's ``state_dict()`` (e.g. T-CE's step counter), else ``{}``."""
+    state = getattr(loss, "state_dict", None)
+    return dict(state()) if callable(state) else {}
+
+
+def _load_loss_states(losses: Sequence[Loss], states: list[dict[str, Any]], path: Path) -> None:
+    if not states:
+        return
+    if len(states) != len(losses):
+        raise RecsysError(
+            f"{path}: checkpoint has {len(states)} loss states for {len(losses)} losses; delete "
+            "it or use another run directory"
+        )
+    for loss, state in zip(losses, states, strict=True):
+        load = getattr(loss, "load_state_dict", None)
+        if state and callable(load):
+            load(state)
 
 
 def _train_epoch(
@@ -243,14 +301,14 @@ def _train_epoch(
     sampler_rng: torch.Generator,
     epoch: int,
     device: torch.device,
-    score_fn: _LiveScorer,
+    probe: _LiveProbe,
 ) -> dict[str, float]:
     """One pass over the sampler's batches; returns the epoch's loss row."""
     model.train()
     start = time.perf_counter()
     names: list[str] = []
     steps: list[Tensor] = []
-    for batch in sampler.epoch(spec, cfg.batch_size, sampler_rng, score_fn):
+    for batch in sampler.epoch(spec, cfg.batch_size, sampler_rng, probe, epoch):
         batch = _to_device(batch, device)
         out = model(batch)
         terms: dict[str, Tensor] = {}
@@ -281,6 +339,9 @@ def _train_epoch(
     row: dict[str, float] = {"epoch": epoch, "loss": means[0]}
     row.update({f"loss/{n}": m for n, m in zip(names, means[1:], strict=True)})
     row["seconds"] = time.perf_counter() - start
+    stats = getattr(sampler, "stats", None)
+    if callable(stats):
+        row.update({k: float(v) for k, v in stats().items()})
     return row
 
 

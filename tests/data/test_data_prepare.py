@@ -70,7 +70,13 @@ def test_artifacts_types_and_spec(tmp_path: Path) -> None:
     p = prepare(cfg(tmp_path, source={"format": "csv", "path": "in.csv"}), base_dir=tmp_path)
     train = pl.read_parquet(p.dir / "train.parquet")
     assert train.schema == pl.Schema(
-        {"user_idx": pl.Int32, "item_idx": pl.Int32, "rating": pl.Float64, "timestamp": pl.Float64}
+        {
+            "user_idx": pl.Int32,
+            "item_idx": pl.Int32,
+            "rating": pl.Float64,
+            "timestamp": pl.Float64,
+            "is_noise": pl.Boolean,
+        }
     )
     assert pl.read_parquet(p.dir / "users.parquet")["user_id"].to_list() == [
         f"u{k}" for k in range(6)
