@@ -87,6 +87,16 @@ def _protocol_card(records: list[RunRecord], protocol: dict[str, Any]) -> list[t
         ("cleaning", _fmt(data.get("clean"))),
         ("split", _fmt(data.get("split"))),
         ("split rule", _split_rule(dprot)),
+        *eval_protocol_lines(ev),
+        ("users evaluated (test)", str(res.get("test_users"))),
+        ("model seeds", ", ".join(sorted({str(r.config.get("seed")) for r in records}))),
+        ("ties", "broken by lower item index"),
+    ]
+
+
+def eval_protocol_lines(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    """Protocol-card lines for an eval config: candidates, masking, NDCG, averaging, K."""
+    return [
         ("candidates", "full ranking over all items"),
         (
             "masking",
@@ -107,9 +117,6 @@ def _protocol_card(records: list[RunRecord], protocol: dict[str, Any]) -> list[t
             else "sum over evaluated users / all users",
         ),
         ("K", ", ".join(str(k) for k in ev.get("ks", []))),
-        ("users evaluated (test)", str(res.get("test_users"))),
-        ("model seeds", ", ".join(sorted({str(r.config.get("seed")) for r in records}))),
-        ("ties", "broken by lower item index"),
     ]
 
 

@@ -19,7 +19,7 @@ import polars as pl
 
 from recsys import atomic
 from recsys.errors import RecsysError
-from recsys.report.build import ReportPaths
+from recsys.report.build import ReportPaths, eval_protocol_lines
 from recsys.report.denoise_render import Document, TableBlock, to_html, to_markdown
 from recsys.report.denoise_runs import DenoiseRun, classify, method_order
 from recsys.report.denoise_stats import KEYS, paired_tests, seed_summary
@@ -265,26 +265,7 @@ def _protocol(
             f"test {', '.join(metrics)} from results.json; per-user values from "
             "per_user_test.parquet",
         ),
-        ("candidates", "full ranking over all items"),
-        (
-            "masking",
-            "train items (valid: train; test: train + valid)"
-            if ev.get("test_mask") == "train_valid"
-            else "train items only (valid and test)",
-        ),
-        (
-            "NDCG",
-            "binary relevance, IDCG over min(n_test_u, K)"
-            if ev.get("idcg") == "truncated"
-            else "binary relevance, IDCG over all n_test_u positions (untruncated)",
-        ),
-        (
-            "averaging",
-            "mean over evaluated users"
-            if ev.get("average") == "evaluated"
-            else "sum over evaluated users / all users",
-        ),
-        ("K", ", ".join(str(k) for k in ev.get("ks", []))),
+        *eval_protocol_lines(ev),
         (
             "users evaluated (test)",
             _join(str(r.record.results.get("test_users")) for r in runs),

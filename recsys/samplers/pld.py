@@ -67,6 +67,7 @@ class PLDSampler:
     def __init__(self, cfg: PLDConfig | None = None) -> None:
         self.cfg = cfg if cfg is not None else PLDConfig()
         self._counts: Tensor | None = None
+        self._on_device: dict[tuple[str, torch.device], Tensor] = {}
 
     def epoch(
         self,
@@ -81,6 +82,7 @@ class PLDSampler:
         if resample and probe is None:
             raise ConfigError("the PLD sampler needs the model's scores (a probe) after warm-up")
         self._counts = None
+        self._on_device = {}
         for size in batch_sizes(spec, batch_size):
             yield self.batch(spec, size, generator, probe if resample else None)
 
@@ -102,8 +104,15 @@ class PLDSampler:
         choice = (logits + gumbel).argmax(dim=1, keepdim=True)
         chosen = rows.gather(1, choice).squeeze(1)
         self._count(spec, rows, chosen)
-        items = spec.train.items.to(chosen.device)
+        items = self._device_copy("items", spec.train.items, chosen.device)
         return Batch(users, items.index_select(0, chosen), neg[:, None])
+
+    def _device_copy(self, name: str, tensor: Tensor, device: torch.device) -> Tensor:
+        """``tensor`` on ``device``, copied once per epoch rather than once per step."""
+        key = (name, device)
+        if key not in self._on_device:
+            self._on_device[key] = tensor.to(device)
+        return self._on_device[key]
 
     def logits(self, probe: Probe, users: Tensor, pool: Tensor, neg: Tensor) -> Tensor:
         """``(B, k)`` ``-loss / τ`` of each pool candidate under the current parameters."""
@@ -116,7 +125,7 @@ class PLDSampler:
     def _count(self, spec: DataSpec, rows: Tensor, chosen: Tensor) -> None:
         if spec.train_noise is None:
             return
-        noise = spec.train_noise.to(rows.device)
+        noise = self._device_copy("noise", spec.train_noise, rows.device)
         counts = torch.stack(
             [
                 noise.index_select(0, chosen).sum(),
