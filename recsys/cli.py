@@ -100,7 +100,7 @@ def _print_card(card: dict[str, object]) -> None:
             f"{density:.5f}" if isinstance(density, float) else str(density),
         )
     console.print(table)
-    for key in ("dropped", "evaluated_users"):
+    for key in ("dropped", "evaluated_users", "noise"):
         if key in card:
             console.print(f"{key}: {card[key]}")
 
