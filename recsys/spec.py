@@ -78,6 +78,13 @@ class DataSpec:
             self._cache["train_csr"] = (indptr, order)
         return self._cache["train_csr"]  # type: ignore[no-any-return]
 
+    def users_with_train(self) -> Tensor:
+        """Sorted int64 indices of the users with at least one train interaction."""
+        if "users_with_train" not in self._cache:
+            indptr, _ = self.train_csr()
+            self._cache["users_with_train"] = (indptr[1:] > indptr[:-1]).nonzero().squeeze(1)
+        return self._cache["users_with_train"]  # type: ignore[no-any-return]
+
     def train_keys(self) -> Tensor:
         """Sorted ``user * n_items + item`` keys of the train split (int64), for membership."""
         if "train_keys" not in self._cache:

@@ -296,9 +296,11 @@ def build(cfg: DataConfig, inputs: Inputs) -> _Built:
     if frames["train"].height == 0:
         raise DataError(f"{label}: the train split is empty ({cfg.split.method} split)")
     if frames["test"].height == 0:
+        noisy = dropped["test_rows_noisy"]
+        because = f"{noisy} noisy rows (noise.clean_min_rating) and " if noisy else ""
         raise DataError(
-            f"{label}: the test split is empty after dropping users/items not in train "
-            f"({cfg.split.method} split)"
+            f"{label}: the test split is empty after dropping {because}users/items not in "
+            f"train ({cfg.split.method} split)"
         )
     steps.extend(final_steps)
     frames["users"], frames["items"] = umap, imap
@@ -389,15 +391,18 @@ def _interactions(frame: pl.DataFrame) -> Interactions:
 def load_spec(prepared: Prepared) -> DataSpec:
     """The DataSpec of prepared artifacts (int64 tensors, string id arrays, card, protocol)."""
     d = prepared.dir
+    labelled = bool(prepared.card.get("protocol", {}).get("noise", {}).get("active"))
     frames = {
-        s: pl.read_parquet(d / f"{s}.parquet", columns=[UIDX, IIDX]) for s in SPLIT_NAMES.values()
+        s: pl.read_parquet(
+            d / f"{s}.parquet", columns=[UIDX, IIDX, NOISE] if labelled and s == "train" else [UIDX, IIDX]
+        )
+        for s in SPLIT_NAMES.values()
     }
     users = pl.read_parquet(d / "users.parquet").sort(UIDX)
     items = pl.read_parquet(d / "items.parquet").sort(IIDX)
     noise = None
-    if prepared.card.get("protocol", {}).get("noise", {}).get("active"):
-        flags = pl.read_parquet(d / "train.parquet", columns=[NOISE]).get_column(NOISE)
-        noise = torch.from_numpy(flags.to_numpy().astype(bool))
+    if labelled:
+        noise = torch.from_numpy(frames["train"].get_column(NOISE).to_numpy().astype(bool))
     evals = {
         s: torch.from_numpy(frames[s].get_column(UIDX).unique().sort().to_numpy().astype(np.int64))
         for s in ("valid", "test")

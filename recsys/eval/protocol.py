@@ -57,7 +57,7 @@ from recsys.errors import ConfigError, DataError, RecsysError
 from recsys.eval.config import EvalConfig
 from recsys.eval.metrics import compute_metrics
 from recsys.eval.topk import topk
-from recsys.models.base import Model
+from recsys.models.base import Model, eval_mode, model_device
 from recsys.spec import DataSpec
 from recsys.types import Interactions
 
@@ -331,20 +331,6 @@ def evaluate_model(model: Model, spec: DataSpec, split: str, cfg: EvalConfig) ->
     Returns:
         The :class:`EvalResult`.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            scorer = model.scorer()
-            return evaluate(scorer, spec, split, cfg, device=model_device(model))
-    finally:
-        model.train(was_training)
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """Device of the model's first parameter or buffer (cpu for parameterless models)."""
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
+    with torch.no_grad(), eval_mode(model):
+        scorer = model.scorer()
+        return evaluate(scorer, spec, split, cfg, device=model_device(model))

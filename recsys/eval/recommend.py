@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recsys.eval.protocol import SCORE_BLOCK, _own_scores, _rows_and_items, model_device
+from recsys.eval.protocol import SCORE_BLOCK, _own_scores, _rows_and_items
 from recsys.eval.topk import topk
-from recsys.models.base import Model
+from recsys.models.base import Model, eval_mode, model_device
 from recsys.spec import DataSpec
 
 
@@ -25,9 +25,7 @@ def recommend_topk(
     Returns:
         ``(items (U, k) int64, scores (U, k) float32)`` as numpy arrays.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         scorer = model.scorer()
         device = model_device(model)
         keys = spec.train_keys().to(device)
@@ -44,5 +42,3 @@ def recommend_topk(
             items_out.append(idx.cpu())
             scores_out.append(vals.cpu())
         return torch.cat(items_out).numpy(), torch.cat(scores_out).numpy()
-    finally:
-        model.train(was_training)

@@ -12,9 +12,11 @@ A model is a ``torch.nn.Module`` built as ``Model(cfg, spec)``. It must provide:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from recsys.config import StrictModel
@@ -47,3 +49,23 @@ class Model(nn.Module):
     def embeddings(self) -> tuple[Tensor, Tensor] | None:
         """Final user and item embeddings, or None for models without them."""
         return None
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer (cpu for parameterless models)."""
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode for the block and restore its train/eval mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)

@@ -47,11 +47,7 @@ def batch_sizes(spec: DataSpec, batch_size: int) -> list[int]:
 
 def draw_users(spec: DataSpec, size: int, generator: torch.Generator) -> Tensor:
     """``(size,)`` users uniform with replacement among the users with a train item."""
-    active = spec._cache.get("users_with_train")
-    if active is None:
-        indptr, _ = spec.train_csr()
-        active = (indptr[1:] > indptr[:-1]).nonzero().squeeze(1)
-        spec._cache["users_with_train"] = active
+    active = spec.users_with_train()
     pick = torch.randint(active.numel(), (size,), generator=generator)
     return active.index_select(0, pick)
 
@@ -84,13 +80,12 @@ def draw_pool(spec: DataSpec, users: Tensor, k: int, generator: torch.Generator)
     return order.index_select(0, (start[:, None] + picks).flatten()).view(-1, k)
 
 
-class UserSampler:
-    """Users uniform with replacement, one uniform positive and uniform negatives each."""
+class PerUserSampler:
+    """The epoch loop of the user-based samplers: ``|train|`` samples in lazily drawn batches.
 
-    Config = UserConfig
-
-    def __init__(self, cfg: UserConfig | None = None) -> None:
-        self.cfg = cfg if cfg is not None else UserConfig()
+    Subclasses define :meth:`batch`; :meth:`start_epoch` says which probe (if any) the epoch's
+    batches use.
+    """
 
     def epoch(
         self,
@@ -100,12 +95,36 @@ class UserSampler:
         probe: Probe | None = None,
         epoch: int = 1,
     ) -> Iterator[Batch]:
-        """Yield the batches of one epoch (CPU tensors; ``probe`` and ``epoch`` are unused)."""
-        sizes = batch_sizes(spec, batch_size)
+        """Yield the batches of one epoch, each drawn after the previous training step."""
+        probe = self.start_epoch(probe, epoch)
+        for size in batch_sizes(spec, batch_size):
+            yield self.batch(spec, size, generator, probe)
+
+    def start_epoch(self, probe: Probe | None, epoch: int) -> Probe | None:
+        """Reset per-epoch state; return the probe the epoch's batches use (default: none)."""
+        return None
+
+    def batch(
+        self, spec: DataSpec, size: int, generator: torch.Generator, probe: Probe | None
+    ) -> Batch:
+        raise NotImplementedError
+
+
+class UserSampler(PerUserSampler):
+    """Users uniform with replacement, one uniform positive and uniform negatives each."""
+
+    Config = UserConfig
+
+    def __init__(self, cfg: UserConfig | None = None) -> None:
+        self.cfg = cfg if cfg is not None else UserConfig()
+
+    def batch(
+        self, spec: DataSpec, size: int, generator: torch.Generator, probe: Probe | None
+    ) -> Batch:
+        """``size`` users, a uniform positive each, ``n_negatives`` negatives (CPU tensors)."""
         n_neg = self.cfg.n_negatives
-        for size in sizes:
-            users = draw_users(spec, size, generator)
-            rows = draw_pool(spec, users, 1, generator).squeeze(1)
-            pos = spec.train.items.index_select(0, rows)
-            neg = sample_negatives(spec, users.repeat_interleave(n_neg), generator)
-            yield Batch(users, pos, neg.view(size, n_neg))
+        users = draw_users(spec, size, generator)
+        rows = draw_pool(spec, users, 1, generator).squeeze(1)
+        pos = spec.train.items.index_select(0, rows)
+        neg = sample_negatives(spec, users.repeat_interleave(n_neg), generator)
+        return Batch(users, pos, neg.view(size, n_neg))

@@ -29,7 +29,6 @@ uniform sampling would select).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -40,7 +39,7 @@ from torch import Tensor
 from recsys.config import StrictModel
 from recsys.errors import ConfigError
 from recsys.samplers.base import Probe
-from recsys.samplers.per_user import batch_sizes, draw_pool, draw_users
+from recsys.samplers.per_user import PerUserSampler, draw_pool, draw_users
 from recsys.samplers.uniform import sample_negatives
 from recsys.spec import DataSpec
 from recsys.types import Batch
@@ -59,7 +58,7 @@ class PLDConfig(StrictModel):
     """Candidate loss: BPR against the shared negative, or pointwise BCE (reconstruction)."""
 
 
-class PLDSampler:
+class PLDSampler(PerUserSampler):
     """Personal-loss resampling of positives (see the module docstring)."""
 
     Config = PLDConfig
@@ -69,22 +68,18 @@ class PLDSampler:
         self._counts: Tensor | None = None
         self._on_device: dict[tuple[str, torch.device], Tensor] = {}
 
-    def epoch(
-        self,
-        spec: DataSpec,
-        batch_size: int,
-        generator: torch.Generator,
-        probe: Probe | None = None,
-        epoch: int = 1,
-    ) -> Iterator[Batch]:
-        """Yield one epoch's batches; after warm-up they are on the model's device."""
-        resample = epoch > self.cfg.warmup_epochs
-        if resample and probe is None:
-            raise ConfigError("the PLD sampler needs the model's scores (a probe) after warm-up")
+    def start_epoch(self, probe: Probe | None, epoch: int) -> Probe | None:
+        """Reset the epoch's noise counts; resample (use ``probe``) only after warm-up.
+
+        After warm-up the batches are on the model's device.
+        """
         self._counts = None
         self._on_device = {}
-        for size in batch_sizes(spec, batch_size):
-            yield self.batch(spec, size, generator, probe if resample else None)
+        if epoch <= self.cfg.warmup_epochs:
+            return None
+        if probe is None:
+            raise ConfigError("the PLD sampler needs the model's scores (a probe) after warm-up")
+        return probe
 
     def batch(
         self, spec: DataSpec, size: int, generator: torch.Generator, probe: Probe | None

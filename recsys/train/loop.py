@@ -26,7 +26,7 @@ from torch import Tensor
 
 from recsys.errors import ConfigError, RecsysError
 from recsys.losses.base import Loss
-from recsys.models.base import Model
+from recsys.models.base import Model, eval_mode, model_device
 from recsys.samplers.base import Sampler
 from recsys.seeding import generator
 from recsys.spec import DataSpec
@@ -118,7 +118,7 @@ def fit(
             f"batch_size={cfg.batch_size}, eval_every={cfg.eval_every}, epochs={cfg.epochs}, "
             f"patience={cfg.patience})"
         )
-    device = _model_device(model)
+    device = model_device(model)
     optimizer = make_optimizer(model.parameters(), cfg)
     sampler_rng = generator(seed, "sampler")
     stopper = EarlyStopper(cfg.monitor, cfg.patience)
@@ -170,9 +170,10 @@ def fit(
             state.stopped_early = (stop_by_hook or stopper.should_stop) and epoch < cfg.epochs
             state.finished = state.stopped_early or epoch >= cfg.epochs
             if checkpoint_path is not None:
-                snap = _snapshot(model, optimizer, sampler_rng, stopper, state, meta)
-                snap.loss_states = [_loss_state(loss) for loss in losses]
-                save_checkpoint(checkpoint_path, snap)
+                save_checkpoint(
+                    checkpoint_path,
+                    _snapshot(model, losses, optimizer, sampler_rng, stopper, state, meta),
+                )
             if on_epoch is not None:
                 on_epoch(row)
             advance(row)
@@ -238,34 +239,24 @@ class _LiveProbe:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.device = _model_device(model)
+        self.device = model_device(model)
 
     def scores(self, users: Tensor) -> Tensor:
-        with torch.no_grad(), _eval_mode(self.model):
+        with torch.no_grad(), eval_mode(self.model):
             return self.model.scorer()(users.to(self.device))
 
     def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
         batch = _to_device(Batch(users, pos, neg), self.device)
-        with torch.no_grad(), _eval_mode(self.model):
+        with torch.no_grad(), eval_mode(self.model):
             out = self.model(batch)
         return out.pos_scores, out.neg_scores
-
-
-@contextmanager
-def _eval_mode(model: Model) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _diagnose(model: Model, diagnostics: Sequence[Diagnostic], epoch: int) -> dict[str, float]:
     row: dict[str, float] = {}
     if not diagnostics:
         return row
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), eval_mode(model):
         for diagnostic in diagnostics:
             row.update({k: float(v) for k, v in diagnostic(model, epoch).items()})
     return row
@@ -347,13 +338,8 @@ def _train_epoch(
 
 def _validate(model: Model, validate: Validate, monitor: str) -> dict[str, float]:
     start = time.perf_counter()
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            metrics = validate(model)
-    finally:
-        model.train(was_training)
+    with torch.no_grad(), eval_mode(model):
+        metrics = validate(model)
     if monitor not in metrics:
         raise RecsysError(
             f"train.monitor {monitor!r} is not among the validation metrics: {sorted(metrics)}"
@@ -386,6 +372,7 @@ def _fit_closed_form(
 
 def _snapshot(
     model: Model,
+    losses: Sequence[Loss],
     optimizer: torch.optim.Optimizer,
     sampler_rng: torch.Generator,
     stopper: EarlyStopper,
@@ -405,6 +392,7 @@ def _snapshot(
         finished=state.finished,
         stopped_early=state.stopped_early,
         meta=meta,
+        loss_states=[_loss_state(loss) for loss in losses],
     )
 
 
@@ -415,12 +403,6 @@ def _check_meta(path: Path, found: dict[str, Any], expected: dict[str, Any]) -> 
             f"{path}: checkpoint belongs to another run ({'; '.join(diff)}); delete it or use "
             "another run directory"
         )
-
-
-def _model_device(model: Model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from recsys.errors import ConfigError, DataError
-from recsys.models.base import Model
+from recsys.models.base import Model, model_device
 from recsys.samplers.uniform import sample_negatives
 from recsys.seeding import generator
 from recsys.spec import DataSpec
@@ -239,7 +239,7 @@ class NoiseDiagnostic:
         slot = torch.zeros(spec.n_users, dtype=torch.int64)
         slot[active] = torch.arange(active.numel())
         neg = self.negatives(epoch).index_select(0, active)
-        device = _model_device(model)
+        device = model_device(model)
         score = model.scorer()
         # Margins are gathered per block; softplus runs once over all of them, so the result
         # does not depend on block_users (vectorised and scalar kernels round differently).
@@ -274,9 +274,3 @@ class NoiseDiagnostic:
 
 def _mean(values: Tensor) -> float:
     return float(values.mean()) if values.numel() else math.nan
-
-
-def _model_device(model: Model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")

@@ -223,6 +223,11 @@ def test_natural_without_ratings_is_data_error(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
 
 
+def test_all_test_rows_noisy_names_the_threshold(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"test split is empty after dropping \d+ noisy rows"):
+        prep(NATURAL, tmp_path / "c", "noise.clean_min_rating=6")
+
+
 # --- SGDL ml-100k (real labels) -----------------------------------------------------------------
 
 
