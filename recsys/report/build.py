@@ -60,6 +60,19 @@ def build_report(
     if auroc is not None:
         figures["noise_auroc.png"] = auroc
     card = _protocol_card(records, protocol)
+    content = _Content(title, table, tests, card, figures)
+    return write_report(out_dir, figures, table, _markdown(content), _html(content), tests)
+
+
+def write_report(
+    out_dir: Path,
+    figures: dict[str, bytes],
+    table: pl.DataFrame,
+    markdown: str,
+    html: str,
+    tests: dict[str, Any],
+) -> ReportPaths:
+    """Write the figures, ``results.csv``, ``report.md`` and ``report.html``, each atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():
         with atomic.atomic_path(out_dir / name) as tmp:
@@ -67,11 +80,9 @@ def build_report(
     csv = out_dir / "results.csv"
     with atomic.atomic_path(csv) as tmp:
         table.write_csv(tmp)
-    md = out_dir / "report.md"
-    content = _Content(title, table, tests, card, figures)
-    atomic.write_text(md, _markdown(content))
-    page = out_dir / "report.html"
-    atomic.write_text(page, _html(content))
+    md, page = out_dir / "report.md", out_dir / "report.html"
+    atomic.write_text(md, markdown)
+    atomic.write_text(page, html)
     return ReportPaths(md, page, csv, table, tests)
 
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from recsys import atomic
 from recsys.errors import RecsysError
-from recsys.report.build import ReportPaths, eval_protocol_lines
+from recsys.report.build import ReportPaths, eval_protocol_lines, write_report
 from recsys.report.denoise_render import Document, TableBlock, to_html, to_markdown
 from recsys.report.denoise_runs import DenoiseRun, classify, method_order
 from recsys.report.denoise_stats import KEYS, paired_tests, seed_summary
@@ -91,23 +90,12 @@ def build_denoise_report(
         figures=figures,
         protocol=_protocol(runs, metrics, baseline),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    for name, png in figures.items():
-        with atomic.atomic_path(out / name) as tmp:
-            tmp.write_bytes(png)
-    csv = out / "results.csv"
-    with atomic.atomic_path(csv) as tmp:
-        table.write_csv(tmp)
-    md = out / "report.md"
-    atomic.write_text(md, to_markdown(doc))
-    page = out / "report.html"
-    atomic.write_text(page, to_html(doc))
     test_info: dict[str, Any] = {
         "baseline": baseline,
         "metrics": list(metrics),
         "rows": tests.to_dicts(),
     }
-    return ReportPaths(md, page, csv, table, test_info)
+    return write_report(out, figures, table, to_markdown(doc), to_html(doc), test_info)
 
 
 def _blocks(
