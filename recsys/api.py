@@ -28,12 +28,12 @@ import torch
 
 from recsys import atomic
 from recsys.data.config import DataConfig
-from recsys.data.prepare import Prepared, load_spec, prepare
+from recsys.data.prepare import Prepared, cache_root, load_spec, locate_inputs, prepare
 from recsys.errors import RecsysError
 from recsys.eval.config import EvalConfig
 from recsys.eval.protocol import EvalResult, evaluate_model
 from recsys.experiment import Experiment, build_experiment, load_experiment
-from recsys.losses import LOSSES
+from recsys.losses import build_losses
 from recsys.models import build_model
 from recsys.models.base import Model
 from recsys.runs import DONE, new_manifest, read_json, run_id, status
@@ -41,6 +41,7 @@ from recsys.samplers import SAMPLERS
 from recsys.spec import DataSpec
 from recsys.train.device import resolve_device
 from recsys.train.loop import Diagnostic, FitResult, fit
+from recsys.types import ItemFeatures
 
 __all__ = [
     "AlreadyDone",
@@ -66,9 +67,34 @@ class AlreadyDone(RecsysError):
 def prepare_data(
     cfg: DataConfig, base_dir: Path | None = None, force: bool = False
 ) -> tuple[Prepared, DataSpec]:
-    """Prepare (or load from the cache) a dataset and return its artifacts and DataSpec."""
+    """Prepare (or load from the cache) a dataset and return its artifacts and DataSpec.
+
+    Item features (``cfg.features``) are built or read from their own cache and attached to
+    the spec; their card (dimensions, missing items per modality) goes to
+    ``spec.card["features"]``.
+    """
     prepared = prepare(cfg, base_dir=base_dir, force=force)
-    return prepared, load_spec(prepared)
+    spec = load_spec(prepared)
+    if cfg.features:
+        spec.features, card = item_features(cfg, prepared, spec, base_dir)
+        spec.card = {**spec.card, "features": card}
+    return prepared, spec
+
+
+def item_features(
+    cfg: DataConfig, prepared: Prepared, spec: DataSpec, base_dir: Path | None
+) -> tuple[dict[str, ItemFeatures], dict[str, Any]]:
+    """The item modalities of ``cfg`` aligned with ``spec``'s items, and their card."""
+    from recsys.data.features import build_features
+
+    return build_features(
+        cfg.features,
+        item_ids=spec.item_ids,
+        data_hash=prepared.hash,
+        cache_dir=cache_root(cfg, base_dir),
+        base_dir=base_dir,
+        source_file=locate_inputs(cfg, base_dir).files.get("source"),
+    )
 
 
 def evaluate(model: Model, spec: DataSpec, split: str, cfg: EvalConfig) -> EvalResult:
@@ -222,7 +248,7 @@ def train(
         log.info("resuming unfinished run %s", run_dir)
 
     model = build_model(exp.model.name, exp.model.cfg, spec, seed=cfg.seed).to(device)
-    losses = [LOSSES[c.name](c.cfg) for c in exp.losses]
+    losses = build_losses(exp, spec)
     sampler = SAMPLERS[exp.sampler.name](exp.sampler.cfg)
     history_path = run_dir / "metrics.jsonl"
 

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -75,11 +75,31 @@ def data_describe(
     from recsys.experiment import load_data_config
 
     cfg, base = load_data_config(conf, set_ or [])
-    prepared, _ = api.prepare_data(cfg, base)
+    _, spec = api.prepare_data(cfg, base)
     if as_json:
-        console.print_json(json.dumps(prepared.card, default=str))
+        console.print_json(json.dumps(spec.card, default=str))
     else:
-        _print_card(prepared.card)
+        _print_card(spec.card)
+        features = spec.card.get("features")
+        if isinstance(features, dict) and features:
+            _print_features(features)
+
+
+def _print_features(features: dict[str, Any]) -> None:
+    table = Table(title="item features")
+    for col in ("modality", "kind", "dim", "missing", "policy", "cached", "source"):
+        table.add_column(col, justify="right" if col in ("dim", "missing") else "left")
+    for name, f in features.items():
+        table.add_row(
+            name,
+            str(f.get("kind")),
+            str(f.get("dim")),
+            f"{f.get('n_missing')} / {f.get('n_items')}",
+            str(f.get("policy")),
+            "yes" if f.get("cache_hit") else "no",
+            ", ".join(Path(part.strip()).name for part in str(f.get("source")).split("\n")),
+        )
+    console.print(table)
 
 
 def _print_card(card: dict[str, object]) -> None:
@@ -198,23 +218,36 @@ def report(
     baseline: Annotated[Path | None, typer.Option(help="Baseline run for paired tests.")] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "recsys report",
     style: Annotated[
-        Literal["standard", "denoise"],
-        typer.Option(help="standard: runs × metrics@K; denoise: methods × noise ratio over seeds."),
+        Literal["standard", "denoise", "compare"],
+        typer.Option(
+            help="standard: runs × metrics@K; denoise: methods × noise ratio over seeds; "
+            "compare: experiments × metrics over seeds."
+        ),
     ] = "standard",
     baseline_method: Annotated[
-        str, typer.Option(help="denoise style: baseline method label for paired tests.")
-    ] = "BPR",
+        str | None,
+        typer.Option(
+            help="denoise: baseline method label (default BPR); compare: baseline experiment "
+            "name (default: the first)."
+        ),
+    ] = None,
 ) -> None:
     """Markdown + HTML report: runs × metrics@K, paired tests, protocol card, plots.
 
     --style denoise: methods × noise ratio, mean ± std over seeds, tests vs --baseline-method.
+    --style compare: experiments (by name) × metrics, mean ± std over seeds, paired per-user
+    tests vs --baseline-method.
     """
+    if style != "standard" and baseline is not None:
+        raise RecsysError(f"--baseline names a run; with --style {style} use --baseline-method")
     if style == "denoise":
         from recsys.report.denoise import build_denoise_report
 
-        if baseline is not None:
-            raise RecsysError("--baseline names a run; with --style denoise use --baseline-method")
-        paths = build_denoise_report(runs, out, baseline=baseline_method, title=title)
+        paths = build_denoise_report(runs, out, baseline=baseline_method or "BPR", title=title)
+    elif style == "compare":
+        from recsys.report.compare import build_compare_report
+
+        paths = build_compare_report(runs, out, baseline=baseline_method, title=title)
     else:
         from recsys.report.build import build_report
 

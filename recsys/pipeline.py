@@ -38,6 +38,7 @@ from recsys.config import StrictModel, read_toml, validate
 from recsys.errors import ConfigError
 from recsys.experiment import load_data_config, load_experiment
 from recsys.report.build import ReportPaths, build_report
+from recsys.report.compare import build_compare_report
 from recsys.report.denoise import build_denoise_report
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ class TrainStage(StrictModel):
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     """Dotted config key → values (TOML values, as ``--set`` takes them); the cartesian product
     is run for every experiment and seed. Empty: one point with no overrides."""
+    ablate_modalities: bool = False
+    """Also run every multimodal experiment once per modality with that modality dropped
+    (``model.modalities`` = the others; the run is named ``<name>-no-<modality>``)."""
 
 
 class ReportStage(StrictModel):
@@ -69,8 +73,9 @@ class ReportStage(StrictModel):
     baseline: str | None = None
     """``standard``: experiment name of the baseline run (default: the first run).
     ``denoise``: the baseline method label (default ``"BPR"``)."""
-    style: Literal["standard", "denoise"] = "standard"
-    """``standard``: runs × metrics@K; ``denoise``: methods × noise ratio, means over seeds."""
+    style: Literal["standard", "denoise", "compare"] = "standard"
+    """``standard``: runs × metrics@K; ``denoise``: methods × noise ratio, means over seeds;
+    ``compare``: experiments × metrics, means over seeds, paired tests against ``baseline``."""
 
 
 Stage = Annotated[PrepareStage | TrainStage | ReportStage, Field(discriminator="kind")]
@@ -110,8 +115,39 @@ def run_pipeline(
                 data = base / stage.data if stage.data is not None else None
                 exp = load_experiment(base / exp_path, extra, data=data)
                 out.runs.append(_train_or_reuse(exp, cfg.runs_dir, force, progress))
+                if stage.ablate_modalities:
+                    for ablation in modality_ablations(exp):
+                        variant = load_experiment(base / exp_path, [*extra, *ablation], data=data)
+                        out.runs.append(_train_or_reuse(variant, cfg.runs_dir, force, progress))
         else:
             out.reports.append(_report(stage, out.runs))
+    return out
+
+
+def modality_ablations(exp: api.Experiment) -> list[list[str]]:
+    """Overrides that drop one modality at a time from a multimodal experiment.
+
+    The modalities are the model's ``modalities`` setting, or every modality of the data when
+    it is empty. Experiments whose model takes no modalities, or uses only one, get none.
+    """
+    cfg = exp.model.cfg
+    if "modalities" not in type(cfg).model_fields:
+        return []
+    names = list(cfg.modalities) or list(exp.cfg.data.features)
+    if len(names) < 2:
+        return []
+    out = []
+    for name in names:
+        rest = [n for n in names if n != name]
+        weights = list(getattr(cfg, "modality_weights", []) or [])
+        sets = [
+            f"model.modalities={toml_value(rest)}",
+            f"name={toml_value(f'{exp.cfg.name}-no-{name}')}",
+        ]
+        if weights:
+            kept = [w for n, w in zip(names, weights, strict=True) if n != name]
+            sets.append(f"model.modality_weights={toml_value(kept)}")
+        out.append(sets)
     return out
 
 
@@ -218,6 +254,10 @@ def _report(stage: ReportStage, trained: list[api.TrainedRun]) -> ReportPaths:
     if stage.style == "denoise":
         return build_denoise_report(
             runs, Path(stage.out), baseline=stage.baseline or "BPR", title=stage.title
+        )
+    if stage.style == "compare":
+        return build_compare_report(
+            runs, Path(stage.out), baseline=stage.baseline, title=stage.title
         )
     baseline = None
     if stage.baseline is not None:

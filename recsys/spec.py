@@ -5,6 +5,7 @@ Models receive a DataSpec, never a polars frame or a file path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recsys.types import Interactions
+from recsys.errors import ConfigError
+from recsys.types import Interactions, ItemFeatures
 
 
 @dataclass
@@ -32,6 +34,7 @@ class DataSpec:
         train_noise: ``(len(train),)`` bool, aligned with ``train``: True where the train
             interaction is known to be noise (injected, or below the clean threshold under
             natural noise); None when the dataset has no noise labels.
+        features: item modalities by name, in data-config order (empty without features).
     """
 
     name: str
@@ -48,7 +51,8 @@ class DataSpec:
     card: dict[str, Any] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
     train_noise: Tensor | None = None
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    features: dict[str, ItemFeatures] = field(default_factory=dict)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def graph(self) -> Any:
@@ -91,3 +95,38 @@ class DataSpec:
             keys = self.train.users * self.n_items + self.train.items
             self._cache["train_keys"] = torch.sort(keys).values
         return self._cache["train_keys"]  # type: ignore[no-any-return]
+
+    def modalities(self, names: Sequence[str], model: str) -> list[ItemFeatures]:
+        """The named modalities (all of them, in data-config order, when ``names`` is empty).
+
+        Raises:
+            ConfigError: the data has no features, or a name is not one of its modalities.
+        """
+        if not self.features:
+            raise ConfigError(
+                f"model {model!r} needs item features, but data {self.name!r} has none: add "
+                "[features.<name>] tables (kind = text, tabular, kg or npy) to the data config"
+            )
+        unknown = [n for n in names if n not in self.features]
+        if unknown:
+            raise ConfigError(
+                f"model {model!r}: unknown modality {unknown[0]!r}; data {self.name!r} has: "
+                f"{', '.join(self.features)}"
+            )
+        return [self.features[n] for n in (names or list(self.features))]
+
+    def modality_graph(
+        self, names: Sequence[str], k: int, weights: Sequence[float] | None = None
+    ) -> Tensor:
+        """The item-item kNN graph of the named modalities (sparse CSR, built once per setting).
+
+        See :func:`recsys.data.knn.modality_graph` (cosine top-k with self, row-degree
+        normalised, weighted sum over modalities; equal weights by default).
+        """
+        key = ("modality_graph", tuple(names), k, None if weights is None else tuple(weights))
+        if key not in self._cache:
+            from recsys.data.knn import modality_graph
+
+            feats = [self.features[n] for n in names]
+            self._cache[key] = modality_graph(feats, k, weights)
+        return self._cache[key]  # type: ignore[no-any-return]

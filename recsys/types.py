@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -49,10 +50,49 @@ class ModelOutput:
         neg_scores: ``(B, N)`` scores of (user, negative item).
         reg: named tensors whose squared L2 norm the losses may regularise (layer-0, "ego",
             embeddings of the batch, LightGCN's convention), e.g. ``{"user": (B, d), ...}``.
-        extra: any further outputs a specific loss needs (e.g. final embeddings).
+        extra: further outputs that losses read. Every recommender here fills
+            ``user (B, d)``, ``pos (B, d)`` and ``neg (B, N, d)``: the vectors whose dot product
+            is the score (alignment/uniformity normalise them). Multimodal models may add
+            ``pos_content (B, c)`` / ``neg_content (B, N, c)``: item content vectors whose cosine
+            calibrates the uniformity (CM3's fused modality vector).
+        aux: the model's own loss terms (e.g. FREEDOM's modality BPR, already weighted); the
+            training loop adds them to the losses' terms.
     """
 
     pos_scores: Tensor
     neg_scores: Tensor
     reg: dict[str, Tensor] = field(default_factory=dict)
     extra: dict[str, Tensor] = field(default_factory=dict)
+    aux: dict[str, Tensor] = field(default_factory=dict)
+
+
+MissingPolicy = Literal["learned", "mean", "zero"]
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    """One item modality, aligned with ``item_idx``.
+
+    Attributes:
+        name: the modality's name in the data config (``text``, ``kg``, ...).
+        values: ``(n_items, d)`` float32. Rows of missing items hold zeros (policies
+            ``learned`` and ``zero``) or the mean of the present rows (``mean``).
+        missing: ``(n_items,)`` bool, True where the item has no value for this modality.
+        policy: what models do with missing rows: ``learned`` (a trainable placeholder vector
+            replaces them), ``mean`` or ``zero`` (the stored values are used as they are).
+        source: where the values came from (for messages and the data card).
+    """
+
+    name: str
+    values: Tensor
+    missing: Tensor
+    policy: MissingPolicy = "learned"
+    source: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def n_missing(self) -> int:
+        return int(self.missing.sum())

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from recsys.config import StrictModel
+from recsys.data.features.config import ModalityConfig
 
 Format = Literal["atomic", "movielens", "lightgcn", "csv", "tsv", "parquet"]
 
@@ -119,11 +120,17 @@ class NoiseConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    """One dataset: where it is, how it is cleaned and split."""
+    """One dataset: where it is, how it is cleaned and split, and its item modalities.
+
+    ``features`` maps a modality name to its config (``[features.<name>]`` tables, see
+    :mod:`recsys.data.features`). Features are cached apart from the interactions, so adding
+    a modality does not re-prepare the split.
+    """
 
     name: str = "ml-100k"
     source: SourceConfig = SourceConfig()
     clean: CleanConfig = CleanConfig()
     split: SplitConfig = Field(default_factory=SplitConfig)
     noise: NoiseConfig = NoiseConfig()
+    features: dict[str, ModalityConfig] = Field(default_factory=dict)
     cache_dir: str = "data/cache"

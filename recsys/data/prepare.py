@@ -160,6 +160,7 @@ def cache_key(cfg: DataConfig, inputs: Inputs) -> tuple[str, list[dict[str, str]
     ]
     config = dump(cfg)
     config.pop("cache_dir", None)
+    config.pop("features", None)  # cached separately (recsys.data.features)
     key = hash_obj(
         {
             "format_version": FORMAT_VERSION,

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from recsys.losses.align_uniform import AlignUniform, CalibratedUniformity
 from recsys.losses.base import Loss
 from recsys.losses.bce import BCE
 from recsys.losses.bpr import BPR
 from recsys.losses.denoise import RCE, TCE
 from recsys.registry import Registry
 
-LOSSES: Registry[Any] = Registry("loss", {"bpr": BPR, "bce": BCE, "tce": TCE, "rce": RCE})
+if TYPE_CHECKING:
+    from recsys.experiment import Experiment
+    from recsys.spec import DataSpec
 
-__all__ = ["LOSSES", "Loss"]
+LOSSES: Registry[Any] = Registry(
+    "loss",
+    {
+        "bpr": BPR,
+        "bce": BCE,
+        "tce": TCE,
+        "rce": RCE,
+        "align_uniform": AlignUniform,
+        "calibrated_uniformity": CalibratedUniformity,
+    },
+)
+
+
+def build_losses(exp: Experiment, spec: DataSpec) -> list[Loss]:
+    """The experiment's losses, each bound to the dataset when it defines ``bind(spec)``
+    (e.g. calibrated uniformity with ``content = "features"``)."""
+    losses = []
+    for component in exp.losses:
+        loss = LOSSES[component.name](component.cfg)
+        bind = getattr(loss, "bind", None)
+        if callable(bind):
+            bind(spec)
+        losses.append(loss)
+    return losses
+
+
+__all__ = ["LOSSES", "Loss", "build_losses"]

@@ -6,14 +6,27 @@ import torch
 from pydantic import BaseModel
 
 from recsys.models.base import Model
+from recsys.models.cm3 import CM3
+from recsys.models.freedom import FREEDOM
 from recsys.models.lightgcn import LightGCN
 from recsys.models.mf import MF
 from recsys.models.pop import Pop
+from recsys.models.vbpr import VBPR
 from recsys.registry import Registry
 from recsys.seeding import derive_seed
 from recsys.spec import DataSpec
 
-MODELS: Registry[type[Model]] = Registry("model", {"pop": Pop, "mf": MF, "lightgcn": LightGCN})
+MODELS: Registry[type[Model]] = Registry(
+    "model",
+    {
+        "pop": Pop,
+        "mf": MF,
+        "lightgcn": LightGCN,
+        "vbpr": VBPR,
+        "freedom": FREEDOM,
+        "cm3": CM3,
+    },
+)
 
 
 def build_model(

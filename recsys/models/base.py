@@ -42,6 +42,13 @@ class Model(nn.Module):
     def forward(self, batch: Batch) -> ModelOutput:
         raise TypeError(f"{type(self).__name__} is not trained by gradient descent")
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each epoch's batches (default: nothing).
+
+        Models that resample something per epoch (FREEDOM's pruned graph) do it here, drawing
+        from the global torch RNG, which the loop seeds and checkpoints.
+        """
+
     def scorer(self) -> Scorer:
         """Return a function: ``(B,)`` user indices → ``(B, n_items)`` scores."""
         raise TypeError(f"{type(self).__name__} must define scorer()")

@@ -63,6 +63,8 @@ def score_batch(
 ) -> ModelOutput:
     """Dot-product scores of a batch from (final) embeddings; ``reg`` from the ego embeddings.
 
+    The scoring vectors go to ``extra`` (``user``, ``pos``, ``neg``) for alignment/uniformity.
+
     Args:
         users_final, items_final: ``(n_users, d)``, ``(n_items, d)`` embeddings that score.
         users_ego, items_ego: the layer-0 parameters regularised (the same tensors for MF).
@@ -80,9 +82,10 @@ def score_batch(
         # batched GEMM avoids the (B, n+1, d) product; measured ~3x faster on CPU there, while
         # with autograd the broadcast product trains ~20% faster than bmm's backward.
         scores = torch.bmm(items, u.unsqueeze(2)).squeeze(2)
+    vectors = {"user": u, "pos": items[:, 0], "neg": items[:, 1:]}
     if users_final is users_ego and items_final is items_ego:
-        reg = {"user": u, "pos": items[:, 0], "neg": items[:, 1:]}
+        reg = dict(vectors)
     else:
         ego = items_ego.index_select(0, item_idx).view(b, n + 1, -1)
         reg = {"user": users_ego.index_select(0, batch.users), "pos": ego[:, 0], "neg": ego[:, 1:]}
-    return ModelOutput(scores[:, 0], scores[:, 1:], reg)
+    return ModelOutput(scores[:, 0], scores[:, 1:], reg, extra=vectors)

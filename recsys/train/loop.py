@@ -297,6 +297,7 @@ def _train_epoch(
     """One pass over the sampler's batches; returns the epoch's loss row."""
     model.train()
     start = time.perf_counter()
+    model.start_epoch(epoch)
     names: list[str] = []
     steps: list[Tensor] = []
     for batch in sampler.epoch(spec, cfg.batch_size, sampler_rng, probe, epoch):
@@ -306,6 +307,8 @@ def _train_epoch(
         for loss in losses:
             for name, value in loss(batch, out).items():
                 terms[name] = terms[name] + value if name in terms else value
+        for name, value in out.aux.items():
+            terms[name] = terms[name] + value if name in terms else value
         total = torch.stack(list(terms.values())).sum()
         optimizer.zero_grad(set_to_none=True)
         total.backward()

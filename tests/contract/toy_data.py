@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from recsys.spec import DataSpec
-from recsys.types import Interactions
+from recsys.types import Interactions, ItemFeatures
 
 
 def make_spec(
@@ -62,6 +62,28 @@ def block_spec(n_users: int = 40, n_items: int = 30, keep: float = 0.5, seed: in
     return make_spec(
         Interactions(users[tr], items[tr]), n_users, n_items, Interactions(users[va], items[va])
     )
+
+
+def with_features(spec: DataSpec, seed: int = 0) -> DataSpec:
+    """``spec`` with two synthetic item modalities that follow its item groups.
+
+    ``a`` (6-d, items 0 and 1 missing, policy ``learned``) and ``b`` (4-d, complete): each
+    item's features are its group's centre plus noise, so content-based models can learn.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    group = (torch.arange(spec.n_items) < spec.n_items // 2).float().unsqueeze(1)
+    feats = {}
+    for name, dim in (("a", 6), ("b", 4)):
+        centre = torch.randn(2, dim, generator=gen)
+        values = group * centre[0] + (1 - group) * centre[1]
+        values = values + 0.3 * torch.randn(spec.n_items, dim, generator=gen)
+        missing = torch.zeros(spec.n_items, dtype=torch.bool)
+        if name == "a":
+            missing[:2] = True
+            values[missing] = 0.0
+        feats[name] = ItemFeatures(name, values, missing, "learned", "synthetic")
+    spec.features = feats
+    return spec
 
 
 def held_out_auc(scores: torch.Tensor, spec: DataSpec) -> float:
