@@ -54,14 +54,18 @@ def data_prepare(
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option(help="Rebuild even when cached.")] = False,
 ) -> None:
-    """Read, clean and split a dataset into the content-hashed cache."""
+    """Read, clean and split a dataset into the content-hashed cache (and build its item
+    features when the config declares any)."""
     from recsys import api
     from recsys.experiment import load_data_config
 
     cfg, base = load_data_config(conf, set_ or [])
-    prepared, _ = api.prepare_data(cfg, base, force=force)
+    prepared, spec = api.prepare_data(cfg, base, force=force)
     console.print(f"{'cache hit' if prepared.cache_hit else 'prepared'}: {prepared.dir}")
-    _print_card(prepared.card)
+    _print_card(spec.card)
+    features = spec.card.get("features")
+    if isinstance(features, dict) and features:
+        _print_features(features)
 
 
 @data_app.command("describe")

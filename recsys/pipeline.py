@@ -130,16 +130,16 @@ def modality_ablations(exp: api.Experiment) -> list[list[str]]:
     The modalities are the model's ``modalities`` setting, or every modality of the data when
     it is empty. Experiments whose model takes no modalities, or uses only one, get none.
     """
-    cfg = exp.model.cfg
-    if "modalities" not in type(cfg).model_fields:
+    settings = exp.model.cfg.model_dump()
+    if "modalities" not in settings:
         return []
-    names = list(cfg.modalities) or list(exp.cfg.data.features)
+    names = list(settings["modalities"]) or list(exp.cfg.data.features)
     if len(names) < 2:
         return []
     out = []
     for name in names:
         rest = [n for n in names if n != name]
-        weights = list(getattr(cfg, "modality_weights", []) or [])
+        weights = list(settings.get("modality_weights") or [])
         sets = [
             f"model.modalities={toml_value(rest)}",
             f"name={toml_value(f'{exp.cfg.name}-no-{name}')}",

@@ -118,3 +118,13 @@ def propagate(adj: Tensor, x: Tensor) -> Tensor:
     """
     out: Tensor = _SymmetricSpMM.apply(adj, x)
     return out
+
+
+def layer_sum(adj: Tensor, x: Tensor, layers: int) -> Tensor:
+    """``Σ_{l=0..L} adj^l x`` with :func:`propagate` (LightGCN-style readouts divide it by
+    ``L + 1``; CM3 keeps the sum)."""
+    acc = x
+    for _ in range(layers):
+        x = propagate(adj, x)
+        acc = acc + x
+    return acc

@@ -76,3 +76,19 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def dot_scorer(users: Tensor, items: Tensor) -> Scorer:
+    """A scorer over fixed final embeddings: ``users[u] @ items.T`` (detached)."""
+    users_w = users.detach()
+    items_t = items.detach().T.contiguous()
+
+    def score(batch_users: Tensor) -> Tensor:
+        return users_w.index_select(0, batch_users) @ items_t
+
+    return score
+
+
+def follow(t: Tensor, like: Tensor) -> Tensor:
+    """``t`` on ``like``'s device (graphs are kept out of the state dict and moved lazily)."""
+    return t if t.device == like.device else t.to(like.device)

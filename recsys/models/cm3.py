@@ -16,17 +16,15 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from recsys.config import StrictModel
-from recsys.data.graph import propagate
-from recsys.errors import ConfigError
-from recsys.models.base import Model, Scorer
+from recsys.data.graph import layer_sum
+from recsys.models.base import Model, Scorer, dot_scorer, follow
 from recsys.models.fusion import expected_mix, fuse, sample_mix
-from recsys.models.modality import ModalityInputs
+from recsys.models.modality import ItemGraphConfig, item_graph_inputs
 from recsys.spec import DataSpec
 from recsys.types import Batch, ModelOutput
 
 
-class CM3Config(StrictModel):
+class CM3Config(ItemGraphConfig):
     """CM3 settings (defaults: the official ``CM3.yaml``; grid ui_layers {3, 4}, alpha
     {0.1, 0.5, 0.9}; the loss's gamma {0.5, 0.9} and max_sim {0.8, 1.0})."""
 
@@ -36,12 +34,6 @@ class CM3Config(StrictModel):
     """LightGCN layers on the user-item graph; the readout is the SUM over layers 0..L."""
     mm_layers: int = Field(default=1, ge=0)
     """Steps on the item-item graph in the residual ``H + A_mm^n H``."""
-    knn_k: int = Field(default=10, ge=1)
-    modalities: list[str] = Field(default_factory=list)
-    """Modalities used (empty: all of the data's, in data-config order)."""
-    modality_weights: list[float] = Field(default_factory=list)
-    """Weights of the modality kNN graphs (empty: equal; official two-modality: image 0.1,
-    text 0.9)."""
     fusion: Literal["dirichlet", "bezier"] = "dirichlet"
     """``bezier``: the paper's spherical Bézier (De Casteljau over slerp, λ ~ Beta(α, α) per
     item). ``dirichlet``: the spherical weighted mean with Dirichlet(α) weights, symmetric in
@@ -72,15 +64,8 @@ class CM3(Model):
     def __init__(self, cfg: CM3Config, spec: DataSpec) -> None:
         super().__init__(cfg, spec)
         self.cfg: CM3Config = cfg
-        features = spec.modalities(cfg.modalities, "cm3")
-        names = [f.name for f in features]
-        if cfg.modality_weights and len(cfg.modality_weights) != len(names):
-            raise ConfigError(
-                f"model 'cm3': modality_weights has {len(cfg.modality_weights)} entries for "
-                f"{len(names)} modalities ({', '.join(names)})"
-            )
-        self.inputs = ModalityInputs(features)
-        m, d = len(features), cfg.dim
+        self.inputs, self._mm_adj = item_graph_inputs(spec, cfg, "cm3")
+        m, d = len(self.inputs), cfg.dim
         self.n_modalities = m
         self.encoders = nn.ModuleList(
             nn.Sequential(nn.Linear(dm, 4 * d), nn.LeakyReLU(), nn.Linear(4 * d, d, bias=False))
@@ -100,11 +85,6 @@ class CM3(Model):
         self.last_mix: Tensor
         self.register_buffer("last_mix", expected_mix(cfg.fusion, spec.n_items, m, device=None))
         self._adj = spec.graph.adj
-        self._mm_adj = spec.modality_graph(names, cfg.knn_k, cfg.modality_weights or None)
-
-    def _on(self, t: Tensor) -> Tensor:
-        device = self.user_modal.device
-        return t if t.device == device else t.to(device)
 
     def _mix(self) -> Tensor:
         m, n = self.n_modalities, self.n_items
@@ -132,17 +112,13 @@ class CM3(Model):
         ]
         x = torch.cat(channels, dim=1)
         if self.cfg.ui_layers > 0:
-            adj = self._adj = self._on(self._adj)
-            acc = x
-            for _ in range(self.cfg.ui_layers):
-                x = propagate(adj, x)
-                acc = acc + x
-            x = acc
+            adj = self._adj = follow(self._adj, self.user_modal)
+            x = layer_sum(adj, x, self.cfg.ui_layers)
         users, item_rep = torch.split(x, [self.n_users, self.n_items])
         weights = torch.softmax(self.user_attention, dim=1)
         users = (users.view(self.n_users, self.n_modalities + 1, -1) * weights).flatten(1)
         h = item_rep
-        mm_adj = self._mm_adj = self._on(self._mm_adj)
+        mm_adj = self._mm_adj = follow(self._mm_adj, self.user_modal)
         for _ in range(self.cfg.mm_layers):
             h = torch.sparse.mm(mm_adj, h)
         if self.cfg.mm_layers > 0:
@@ -178,13 +154,7 @@ class CM3(Model):
         return users, items
 
     def scorer(self) -> Scorer:
-        users_f, items_f = self._final()
-        items_t = items_f.T.contiguous()
-
-        def score(users: Tensor) -> Tensor:
-            return users_f.index_select(0, users) @ items_t
-
-        return score
+        return dot_scorer(*self._final())
 
     def embeddings(self) -> tuple[Tensor, Tensor] | None:
         return self._final()

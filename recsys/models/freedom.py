@@ -7,16 +7,14 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from recsys.config import StrictModel
-from recsys.data.graph import build_graph, propagate
-from recsys.errors import ConfigError
-from recsys.models.base import Model, Scorer
-from recsys.models.modality import ModalityInputs
+from recsys.data.graph import build_graph, layer_sum
+from recsys.models.base import Model, Scorer, dot_scorer, follow
+from recsys.models.modality import ItemGraphConfig, item_graph_inputs
 from recsys.spec import DataSpec
 from recsys.types import Batch, Interactions, ModelOutput
 
 
-class FREEDOMConfig(StrictModel):
+class FREEDOMConfig(ItemGraphConfig):
     """FREEDOM settings (defaults: MMRec's ``FREEDOM.yaml``; grid dropout {0.8, 0.9}, reg
     {0, 1e-5, 1e-4, 1e-3})."""
 
@@ -25,12 +23,6 @@ class FREEDOMConfig(StrictModel):
     """LightGCN layers on the (pruned) user-item graph, mean readout."""
     mm_layers: int = Field(default=1, ge=0)
     """Propagation steps of the item ID embeddings on the frozen item-item graph."""
-    knn_k: int = Field(default=10, ge=1)
-    modalities: list[str] = Field(default_factory=list)
-    """Modalities used (empty: all of the data's, in data-config order)."""
-    modality_weights: list[float] = Field(default_factory=list)
-    """Weights of the modality kNN graphs (empty: equal; MMRec's two-modality default is image
-    0.1, text 0.9)."""
     dropout: float = Field(default=0.8, ge=0.0, lt=1.0)
     """Share ``p`` of user-item edges pruned each epoch (degree-sensitive)."""
     reg_weight: float = Field(default=1e-4, ge=0.0)
@@ -58,21 +50,12 @@ class FREEDOM(Model):
     def __init__(self, cfg: FREEDOMConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)
         self.cfg: FREEDOMConfig = cfg
-        features = spec.modalities(cfg.modalities, "freedom")
-        names = [f.name for f in features]
-        if cfg.modality_weights and len(cfg.modality_weights) != len(names):
-            raise ConfigError(
-                f"model 'freedom': modality_weights has {len(cfg.modality_weights)} entries for "
-                f"{len(names)} modalities ({', '.join(names)})"
-            )
-        self.inputs = ModalityInputs(features)
+        self.inputs, self._mm_adj = item_graph_inputs(spec, cfg, "freedom")
         self.user_emb = nn.Parameter(torch.empty(spec.n_users, cfg.dim))
         self.item_emb = nn.Parameter(torch.empty(spec.n_items, cfg.dim))
         nn.init.xavier_uniform_(self.user_emb)
         nn.init.xavier_uniform_(self.item_emb)
         self.project = nn.ModuleList(nn.Linear(d, cfg.dim) for d in self.inputs.dims)
-        weights = cfg.modality_weights or None
-        self._mm_adj = spec.modality_graph(names, cfg.knn_k, weights)
         self._full_adj = spec.graph.adj
         self._train = spec.train
         degree = spec.graph.degree
@@ -81,10 +64,6 @@ class FREEDOM(Model):
         self._edges = torch.stack([users[one_way], items[one_way] - spec.n_users])
         self._edge_logw = -0.5 * (degree[users[one_way]].log() + degree[items[one_way]].log())
         self._pruned: Tensor | None = None
-
-    def _on(self, t: Tensor) -> Tensor:
-        device = self.user_emb.device
-        return t if t.device == device else t.to(device)
 
     def start_epoch(self, epoch: int) -> None:
         """Draw this epoch's pruned graph (global torch RNG)."""
@@ -101,24 +80,20 @@ class FREEDOM(Model):
     def propagate_all(self, adj: Tensor) -> tuple[Tensor, Tensor]:
         """Final user and item embeddings on the user-item graph ``adj``."""
         h = self.item_emb
-        mm_adj = self._mm_adj = self._on(self._mm_adj)
+        mm_adj = self._mm_adj = follow(self._mm_adj, self.user_emb)
         for _ in range(self.cfg.mm_layers):
             h = torch.sparse.mm(mm_adj, h)
         x = torch.cat([self.user_emb, self.item_emb])
         if self.cfg.ui_layers > 0:
-            acc = x
-            for _ in range(self.cfg.ui_layers):
-                x = propagate(adj, x)
-                acc = acc + x
-            x = acc / (self.cfg.ui_layers + 1)
+            x = layer_sum(adj, x, self.cfg.ui_layers) / (self.cfg.ui_layers + 1)
         users, items = torch.split(x, [self.n_users, self.n_items])
         return users, items + h
 
     def forward(self, batch: Batch) -> ModelOutput:
         if self.training and self._pruned is not None:
-            adj = self._pruned = self._on(self._pruned)
+            adj = self._pruned = follow(self._pruned, self.user_emb)
         else:
-            adj = self._full_adj = self._on(self._full_adj)
+            adj = self._full_adj = follow(self._full_adj, self.user_emb)
         users, items = self.propagate_all(adj)
         u = users.index_select(0, batch.users)
         item_idx = torch.cat([batch.pos_items.unsqueeze(1), batch.neg_items], dim=1)
@@ -145,17 +120,11 @@ class FREEDOM(Model):
 
     def _final(self) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            self._full_adj = self._on(self._full_adj)
+            self._full_adj = follow(self._full_adj, self.user_emb)
             return self.propagate_all(self._full_adj)
 
     def scorer(self) -> Scorer:
-        users_f, items_f = self._final()
-        items_t = items_f.T.contiguous()
-
-        def score(users: Tensor) -> Tensor:
-            return users_f.index_select(0, users) @ items_t
-
-        return score
+        return dot_scorer(*self._final())
 
     def embeddings(self) -> tuple[Tensor, Tensor] | None:
         return self._final()

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from recsys.config import StrictModel
-from recsys.data.graph import propagate
-from recsys.models.base import Model, Scorer
+from recsys.data.graph import layer_sum
+from recsys.models.base import Model, Scorer, dot_scorer
 from recsys.models.mf import score_batch
 from recsys.spec import DataSpec
 from recsys.types import Batch, ModelOutput
@@ -53,12 +53,7 @@ class LightGCN(Model):
         """Final embeddings ``(n_users, d)``, ``(n_items, d)`` (differentiable)."""
         x = torch.cat([self.user_emb, self.item_emb])
         if self.layers > 0:
-            adj = self._adjacency(x)
-            acc = x
-            for _ in range(self.layers):
-                x = propagate(adj, x)
-                acc = acc + x
-            x = acc * (1.0 / (self.layers + 1))
+            x = layer_sum(self._adjacency(x), x, self.layers) * (1.0 / (self.layers + 1))
         users, items = torch.split(x, [self.n_users, self.n_items])
         return users, items
 
@@ -74,13 +69,7 @@ class LightGCN(Model):
 
     def scorer(self) -> Scorer:
         with torch.no_grad():
-            users_f, items_f = self.propagate_all()
-        items_t = items_f.T.contiguous()
-
-        def score(users: Tensor) -> Tensor:
-            return users_f.index_select(0, users) @ items_t
-
-        return score
+            return dot_scorer(*self.propagate_all())
 
     def embeddings(self) -> tuple[Tensor, Tensor] | None:
         with torch.no_grad():

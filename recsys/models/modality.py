@@ -12,9 +12,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
+from recsys.config import StrictModel
+from recsys.errors import ConfigError
+from recsys.spec import DataSpec
 from recsys.types import ItemFeatures
+
+
+class ItemGraphConfig(StrictModel):
+    """Settings shared by the models with a frozen modality kNN item graph (FREEDOM, CM3)."""
+
+    knn_k: int = Field(default=10, ge=1)
+    """Neighbours per item in each modality's cosine kNN graph (self included)."""
+    modalities: list[str] = Field(default_factory=list)
+    """Modalities used (empty: all of the data's, in data-config order)."""
+    modality_weights: list[float] = Field(default_factory=list)
+    """Weights of the modality kNN graphs (empty: equal; MMRec's two-modality default is image
+    0.1, text 0.9)."""
 
 
 class ModalityInputs(nn.Module):
@@ -66,3 +82,32 @@ class ModalityInputs(nn.Module):
     def all_filled(self, items: Tensor | None = None) -> list[Tensor]:
         """Every modality's filled features, in order."""
         return [self.filled(m, items) for m in range(len(self))]
+
+
+def select_modalities(
+    spec: DataSpec, names: Sequence[str], weights: Sequence[float], model: str
+) -> list[ItemFeatures]:
+    """The model's modalities (all of the data's when ``names`` is empty), checking that
+    ``weights`` (the kNN graph weights; empty = equal) has one entry per modality.
+
+    Raises:
+        ConfigError: unknown modality, no features, or a weight count mismatch.
+    """
+    features = spec.modalities(names, model)
+    if weights and len(weights) != len(features):
+        raise ConfigError(
+            f"model {model!r}: modality_weights has {len(weights)} entries for "
+            f"{len(features)} modalities ({', '.join(f.name for f in features)})"
+        )
+    return features
+
+
+def item_graph_inputs(
+    spec: DataSpec, cfg: ItemGraphConfig, model: str
+) -> tuple[ModalityInputs, Tensor]:
+    """The model's modality inputs and its frozen modality kNN graph (``(n_items, n_items)``
+    sparse CSR, cached on the spec)."""
+    features = select_modalities(spec, cfg.modalities, cfg.modality_weights, model)
+    names = [f.name for f in features]
+    graph = spec.modality_graph(names, cfg.knn_k, cfg.modality_weights or None)
+    return ModalityInputs(features), graph

@@ -8,8 +8,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from recsys.config import StrictModel
-from recsys.models.base import Model, Scorer
-from recsys.models.modality import ModalityInputs
+from recsys.models.base import Model, Scorer, dot_scorer
+from recsys.models.modality import ModalityInputs, select_modalities
 from recsys.spec import DataSpec
 from recsys.types import Batch, ModelOutput
 
@@ -39,7 +39,7 @@ class VBPR(Model):
 
     def __init__(self, cfg: VBPRConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)
-        self.inputs = ModalityInputs(spec.modalities(cfg.modalities, "vbpr"))
+        self.inputs = ModalityInputs(select_modalities(spec, cfg.modalities, [], "vbpr"))
         self.dropout = cfg.dropout
         self.user_emb = nn.Parameter(torch.empty(spec.n_users, 2 * cfg.dim))
         self.item_emb = nn.Parameter(torch.empty(spec.n_items, cfg.dim))
@@ -74,13 +74,7 @@ class VBPR(Model):
 
     def scorer(self) -> Scorer:
         with torch.no_grad():
-            users_w, items_w = self.user_emb.detach(), self.item_vectors()
-        items_t = items_w.T.contiguous()
-
-        def score(users: Tensor) -> Tensor:
-            return users_w.index_select(0, users) @ items_t
-
-        return score
+            return dot_scorer(self.user_emb, self.item_vectors())
 
     def embeddings(self) -> tuple[Tensor, Tensor] | None:
         with torch.no_grad():

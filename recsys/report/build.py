@@ -16,6 +16,7 @@ from recsys.report.noise_plots import noise_auroc_png
 from recsys.report.plots import metric_vs_k_png, training_curves_png
 from recsys.report.runs_loader import RunRecord, comparable_protocol, load_runs
 from recsys.report.tables import results_table
+from recsys.report.text_format import fmt_setting, split_rule
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,9 @@ def _protocol_card(records: list[RunRecord], protocol: dict[str, Any]) -> list[t
     return [
         ("dataset", f"{data.get('name')} (source {data.get('source', {}).get('path')})"),
         ("data hash", str(protocol["data hash (dataset and split)"])),
-        ("cleaning", _fmt(data.get("clean"))),
-        ("split", _fmt(data.get("split"))),
-        ("split rule", _split_rule(dprot)),
+        ("cleaning", fmt_setting(data.get("clean"))),
+        ("split", fmt_setting(data.get("split"))),
+        ("split rule", split_rule(dprot)),
         *eval_protocol_lines(ev),
         ("users evaluated (test)", str(res.get("test_users"))),
         ("model seeds", ", ".join(sorted({str(r.config.get("seed")) for r in records}))),
@@ -129,21 +130,6 @@ def eval_protocol_lines(ev: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("K", ", ".join(str(k) for k in ev.get("ks", []))),
     ]
-
-
-def _split_rule(dprot: dict[str, Any]) -> str:
-    split = dprot.get("split", {}) if isinstance(dprot, dict) else {}
-    if not isinstance(split, dict):
-        return str(split)
-    parts = [str(split[k]) for k in ("text", "rounding", "ties", "leakage_check") if k in split]
-    parts += [f"evaluated users: {dprot['eval_users']}"] if "eval_users" in dprot else []
-    return "; ".join(parts) or "-"
-
-
-def _fmt(obj: Any) -> str:
-    if isinstance(obj, dict):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in obj.items() if v is not None)
-    return str(obj)
 
 
 def _rows(table: pl.DataFrame, tests: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -46,10 +46,17 @@ from recsys.report.compare_render import (
 )
 from recsys.report.denoise_render import Document, to_html, to_markdown
 from recsys.report.denoise_stats import paired_test, seed_mean_per_user
-from recsys.report.runs_loader import RunRecord, comparable_protocol, load_runs
+from recsys.report.runs_loader import (
+    RunRecord,
+    comparable_protocol,
+    first_difference,
+    load_runs,
+    per_user_metrics,
+    seed_config,
+)
 from recsys.report.tables import holm, metric_columns
 
-METHOD_CONFIG_KEYS = ("model", "losses", "sampler", "train", "eval")
+METHOD_CONFIG_KEYS = ("data", "model", "losses", "sampler", "train", "eval")
 """Config sections the seeds of one method must agree on (``train.device`` excepted)."""
 
 DEFAULT_METRIC_FAMILIES = ("recall", "ndcg")
@@ -128,7 +135,7 @@ def build_compare_report(
             f"compare report: baseline {base!r} is not among the methods (experiment names) {names}"
         )
     chosen = resolve_metrics(records, metrics)
-    frames = {rec.dir: _per_user(rec, chosen) for rec in records}
+    frames = {rec.dir: per_user_metrics(rec, chosen) for rec in records}
     summary = seed_summary(methods, chosen)
     tests = compare_tests(methods, base, chosen, frames)
     table = _table(summary, tests, names, chosen)
@@ -170,7 +177,9 @@ def group_methods(records: list[RunRecord]) -> list[Method]:
         first = members[0]
         seen: dict[int, RunRecord] = {}
         for rec in members:
-            diff = first_difference(_method_config(first), _method_config(rec))
+            diff = first_difference(
+                seed_config(first, METHOD_CONFIG_KEYS), seed_config(rec, METHOD_CONFIG_KEYS)
+            )
             if diff is not None:
                 raise RecsysError(
                     f"runs cannot be pooled as seeds of method {name!r}: {diff} differs between "
@@ -282,33 +291,6 @@ def compare_tests(
     return pl.DataFrame(rows, schema={**schema, "users": pl.Int64, "p_holm": pl.Float64})
 
 
-def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    """The dotted key of the first difference between two JSON-like values, or None.
-
-    Dict keys are visited in sorted order; lists of equal length element-wise (index as key).
-    """
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            found = first_difference(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
-            if found is not None:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = first_difference(x, y, f"{prefix}.{i}")
-            if found is not None:
-                return found
-        return None
-    return None if a == b else prefix
-
-
-def _method_config(rec: RunRecord) -> dict[str, Any]:
-    cfg = {key: rec.config.get(key) for key in METHOD_CONFIG_KEYS}
-    if isinstance(cfg["train"], dict):
-        cfg["train"] = {k: v for k, v in cfg["train"].items() if k != "device"}
-    return cfg
-
-
 def _run_values(methods: list[Method], metrics: tuple[str, ...]) -> pl.DataFrame:
     """``method, metric, seed, value``: each run's test value, methods then metrics in order."""
     rows = [
@@ -324,17 +306,6 @@ def _run_values(methods: list[Method], metrics: tuple[str, ...]) -> pl.DataFrame
     ]
     schema = {"method": pl.String, "metric": pl.String, "seed": pl.Int64, "value": pl.Float64}
     return pl.DataFrame(rows, schema=schema)
-
-
-def _per_user(rec: RunRecord, metrics: tuple[str, ...]) -> pl.DataFrame:
-    path = rec.dir / "per_user_test.parquet"
-    if not path.is_file():
-        raise RecsysError(f"{rec.dir}: no per_user_test.parquet for the paired tests")
-    frame = pl.read_parquet(path)
-    missing = [m for m in ("user_idx", *metrics) if m not in frame.columns]
-    if missing:
-        raise RecsysError(f"{path}: missing columns {missing} (has {frame.columns})")
-    return frame.select("user_idx", *metrics)
 
 
 def _table(

@@ -23,6 +23,7 @@ import polars as pl
 from recsys.report.build import eval_protocol_lines
 from recsys.report.denoise_render import TableBlock
 from recsys.report.runs_loader import RunRecord
+from recsys.report.text_format import fmt_setting, join_values, split_rule
 
 ALPHA = 0.05
 """Holm-corrected p below which a p cell is marked ``*``."""
@@ -160,11 +161,11 @@ def protocol_card(
     card: list[tuple[str, str]] = [
         ("dataset", f"{data.get('name')} (source {data.get('source', {}).get('path')})"),
         ("data hash", str(protocol.get("data hash (dataset and split)"))),
-        ("cleaning", _fmt(data.get("clean"))),
-        ("split", _fmt(data.get("split"))),
-        ("split rule", _split_rule(first.results.get("data", {}).get("protocol", {}))),
+        ("cleaning", fmt_setting(data.get("clean"))),
+        ("split", fmt_setting(data.get("split"))),
+        ("split rule", split_rule(first.results.get("data", {}).get("protocol", {}))),
         *eval_protocol_lines(first.config.get("eval", {})),
-        ("users evaluated (test)", _join(r.results.get("test_users") for r in records)),
+        ("users evaluated (test)", join_values(r.results.get("test_users") for r in records)),
         ("ties", "broken by lower item index"),
         (
             "metrics",
@@ -175,14 +176,14 @@ def protocol_card(
     for name, runs in methods:
         cfg = runs[0].config
         train = cfg.get("train", {})
-        losses = [_fmt(x) for x in cfg.get("losses", []) or [] if isinstance(x, Mapping)]
+        losses = [fmt_setting(x) for x in cfg.get("losses", []) or [] if isinstance(x, Mapping)]
         card.append(
             (
                 f"method: {name}",
-                f"model {_fmt(cfg.get('model'))}; losses {'; '.join(losses) or 'none'}; "
-                f"sampler {_fmt(cfg.get('sampler'))}; epochs ≤ {train.get('epochs')}, "
+                f"model {fmt_setting(cfg.get('model'))}; losses {'; '.join(losses) or 'none'}; "
+                f"sampler {fmt_setting(cfg.get('sampler'))}; epochs ≤ {train.get('epochs')}, "
                 f"lr {train.get('lr')}, batch {train.get('batch_size')}; seeds "
-                f"{_join(r.config.get('seed', 0) for r in runs)}",
+                f"{join_values(r.config.get('seed', 0) for r in runs)}",
             )
         )
     card += [
@@ -198,26 +199,3 @@ def protocol_card(
         ),
     ]
     return card
-
-
-def _split_rule(dprot: Any) -> str:
-    split = dprot.get("split", {}) if isinstance(dprot, Mapping) else {}
-    if not isinstance(split, Mapping):
-        return str(split)
-    parts = [str(split[k]) for k in ("text", "rounding", "ties", "leakage_check") if k in split]
-    if isinstance(dprot, Mapping) and "eval_users" in dprot:
-        parts.append(f"evaluated users: {dprot['eval_users']}")
-    return "; ".join(parts) or "-"
-
-
-def _join(values: Any) -> str:
-    items = sorted({str(v) for v in values}, key=lambda s: (len(s), s))
-    return ", ".join(items)
-
-
-def _fmt(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in obj.items() if v is not None)
-    if isinstance(obj, list | tuple):
-        return "/".join(_fmt(v) for v in obj)
-    return str(obj)

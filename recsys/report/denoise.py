@@ -24,6 +24,7 @@ from recsys.report.denoise_runs import DenoiseRun, classify, method_order
 from recsys.report.denoise_stats import KEYS, paired_tests, seed_summary
 from recsys.report.noise_plots import History, metric_vs_noise_png, noise_auroc_png, pld_share_png
 from recsys.report.runs_loader import load_runs
+from recsys.report.text_format import fmt_setting, join_values
 
 ALPHA = 0.05
 """Holm-corrected p below which a cell is marked † (different from the baseline)."""
@@ -226,8 +227,8 @@ def _protocol(
     card: list[tuple[str, str]] = [
         (
             "runs",
-            f"{len(runs)} runs; datasets: {_join(r.dataset for r in runs)}; "
-            f"models: {_join(r.model for r in runs)}",
+            f"{len(runs)} runs; datasets: {join_values(r.dataset for r in runs)}; "
+            f"models: {join_values(r.model for r in runs)}",
         )
     ]
     for dataset in sorted({r.dataset for r in runs}):
@@ -238,9 +239,10 @@ def _protocol(
         card.append(
             (
                 f"data: {dataset}",
-                f"source {data.get('source', {}).get('path')}; cleaning {_fmt(data.get('clean'))}; "
-                f"split {split.get('method')} {_fmt(split.get('ratios'))}, split seed(s) "
-                f"{_join(_get(r, 'split', 'seed') for r in these)}",
+                f"source {data.get('source', {}).get('path')}; "
+                f"cleaning {fmt_setting(data.get('clean'))}; "
+                f"split {split.get('method')} {fmt_setting(split.get('ratios'))}, split seed(s) "
+                f"{join_values(_get(r, 'split', 'seed') for r in these)}",
             )
         )
         card.append((f"noise: {dataset}", _noise_text(these, noise)))
@@ -256,22 +258,22 @@ def _protocol(
         *eval_protocol_lines(ev),
         (
             "users evaluated (test)",
-            _join(str(r.record.results.get("test_users")) for r in runs),
+            join_values(str(r.record.results.get("test_users")) for r in runs),
         ),
-        ("model seeds", _join(str(r.seed) for r in runs)),
+        ("model seeds", join_values(str(r.seed) for r in runs)),
     ]
     for method in method_order({r.method for r in runs}, baseline):
         these = [r for r in runs if r.method == method]
         cfg = these[0].record.config
         train = cfg.get("train", {})
-        losses = [_fmt(loss) for loss in cfg.get("losses", []) if isinstance(loss, Mapping)] or [
-            "none"
-        ]
+        losses = [
+            fmt_setting(loss) for loss in cfg.get("losses", []) if isinstance(loss, Mapping)
+        ] or ["none"]
         card.append(
             (
                 f"method: {method}",
-                f"experiments {_join(str(r.record.config.get('name')) for r in these)}; "
-                f"losses {'; '.join(losses)}; sampler {_fmt(cfg.get('sampler'))}; "
+                f"experiments {join_values(str(r.record.config.get('name')) for r in these)}; "
+                f"losses {'; '.join(losses)}; sampler {fmt_setting(cfg.get('sampler'))}; "
                 f"epochs ≤ {train.get('epochs')}, lr {train.get('lr')}, "
                 f"batch {train.get('batch_size')}, monitor {train.get('monitor')}",
             )
@@ -293,7 +295,7 @@ def _noise_text(runs: list[DenoiseRun], noise: Mapping[str, Any]) -> str:
         f"injected ρ ∈ {{{', '.join(f'{x:g}' for x in ratios)}}}: per train user, "
         f"floor(ρ·|train_u|) extra train interactions, {noise.get('sampling')} sampling, "
         f"excluding the user's items in {noise.get('exclude')}, noise seed(s) "
-        f"{_join(_get(r, 'noise', 'seed') for r in runs)}; valid and test stay clean"
+        f"{join_values(_get(r, 'noise', 'seed') for r in runs)}; valid and test stay clean"
         if any(x > 0 for x in ratios)
         else "no injected noise (ρ = 0)"
     )
@@ -313,16 +315,3 @@ def _noise_text(runs: list[DenoiseRun], noise: Mapping[str, Any]) -> str:
 
 def _get(run: DenoiseRun, section: str, key: str) -> str:
     return str(run.record.config.get("data", {}).get(section, {}).get(key))
-
-
-def _join(values: Any) -> str:
-    items = sorted({str(v) for v in values}, key=lambda s: (len(s), s))
-    return ", ".join(items)
-
-
-def _fmt(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in obj.items() if v is not None)
-    if isinstance(obj, list | tuple):
-        return "/".join(_fmt(v) for v in obj)
-    return str(obj)

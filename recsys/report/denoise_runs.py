@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recsys.errors import RecsysError
-from recsys.report.runs_loader import PROTOCOL_KEYS, RunRecord
+from recsys.report.runs_loader import PROTOCOL_KEYS, RunRecord, first_difference, seed_config
 
 METHOD_ORDER = ("BPR", "BCE", "T-CE", "T-CE (BPR)", "R-CE", "R-CE (BPR)", "PLD")
 """Display order of the known methods (others follow alphabetically)."""
@@ -157,7 +157,10 @@ def check_comparable(runs: list[DenoiseRun]) -> None:
                 f"has {run.data_hash[:12]} (same dataset label, noise ratio and data seeds)"
             )
         cell_ref = cells.setdefault(run.cell, run)
-        diff = _first_difference(_cell_config(cell_ref), _cell_config(run))
+        diff = first_difference(
+            seed_config(cell_ref.record, CELL_CONFIG_KEYS),
+            seed_config(run.record, CELL_CONFIG_KEYS),
+        )
         if diff is not None:
             raise RecsysError(
                 f"runs cannot be pooled as seeds of {run.method} in {_group_text(run)}: "
@@ -173,27 +176,3 @@ def check_comparable(runs: list[DenoiseRun]) -> None:
 
 def _group_text(run: DenoiseRun) -> str:
     return f"dataset {run.dataset!r}, model {run.model!r}, ρ={run.noise:g}"
-
-
-def _cell_config(run: DenoiseRun) -> dict[str, Any]:
-    cfg = {key: run.record.config.get(key) for key in CELL_CONFIG_KEYS}
-    if isinstance(cfg["train"], dict):
-        cfg["train"] = {k: v for k, v in cfg["train"].items() if k != "device"}
-    return cfg
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    """The dotted key of the first difference between two JSON-like values, or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
-            if found is not None:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _first_difference(x, y, f"{prefix}.{i}")
-            if found is not None:
-                return found
-        return None
-    return None if a == b else prefix

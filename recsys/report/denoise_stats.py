@@ -23,6 +23,7 @@ from scipy import stats
 
 from recsys.errors import RecsysError
 from recsys.report.denoise_runs import DenoiseRun
+from recsys.report.runs_loader import per_user_metrics
 from recsys.report.tables import holm
 
 KEYS = ["dataset", "model", "method", "noise"]
@@ -109,7 +110,7 @@ def paired_tests(
     Raises:
         RecsysError: a run without ``per_user_<split>.parquet`` or without a metric column.
     """
-    frames = {run.record.dir: _per_user(run, metrics, split) for run in runs}
+    frames = {run.record.dir: per_user_metrics(run.record, metrics, split) for run in runs}
     cells: dict[tuple[str, str, str, float], list[Path]] = {}
     for run in runs:
         cells.setdefault(run.cell, []).append(run.record.dir)
@@ -154,14 +155,3 @@ def paired_tests(
         "p_holm": pl.Float64,
     }
     return pl.DataFrame(rows, schema=schema)
-
-
-def _per_user(run: DenoiseRun, metrics: tuple[str, ...], split: str) -> pl.DataFrame:
-    path = run.record.dir / f"per_user_{split}.parquet"
-    if not path.is_file():
-        raise RecsysError(f"{run.record.dir}: no per_user_{split}.parquet for the paired tests")
-    frame = pl.read_parquet(path)
-    missing = [m for m in ("user_idx", *metrics) if m not in frame.columns]
-    if missing:
-        raise RecsysError(f"{path}: missing columns {missing} (has {frame.columns})")
-    return frame.select("user_idx", *metrics)

@@ -107,3 +107,49 @@ def _protocol(rec: RunRecord) -> dict[str, Any]:
         "cleaning": data.get("clean"),
         **{key: ev.get(key) for key in PROTOCOL_KEYS},
     }
+
+
+def per_user_metrics(rec: RunRecord, metrics: tuple[str, ...], split: str = "test") -> pl.DataFrame:
+    """``user_idx`` and ``metrics`` from the run's ``per_user_<split>.parquet``.
+
+    Raises:
+        RecsysError: the file or a metric column is missing.
+    """
+    path = rec.dir / f"per_user_{split}.parquet"
+    if not path.is_file():
+        raise RecsysError(f"{rec.dir}: no per_user_{split}.parquet for the paired tests")
+    frame = pl.read_parquet(path)
+    missing = [m for m in ("user_idx", *metrics) if m not in frame.columns]
+    if missing:
+        raise RecsysError(f"{path}: missing columns {missing} (has {frame.columns})")
+    return frame.select("user_idx", *metrics)
+
+
+def seed_config(rec: RunRecord, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The config sections ``keys`` that seeds of one method must share (``train.device``
+    excepted: the same experiment may run on another device)."""
+    cfg = {key: rec.config.get(key) for key in keys}
+    train = cfg.get("train")
+    if isinstance(train, dict):
+        cfg["train"] = {k: v for k, v in train.items() if k != "device"}
+    return cfg
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """The dotted key of the first difference between two JSON-like values, or None.
+
+    Dict keys are visited in sorted order; lists of equal length element-wise (index as key).
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = first_difference(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = first_difference(x, y, f"{prefix}.{i}")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else prefix

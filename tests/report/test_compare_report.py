@@ -14,6 +14,7 @@ from scipy import stats
 
 from recsys.errors import RecsysError
 from recsys.report.compare import build_compare_report, method_order
+from tests.report.fake_runs import toy_data
 
 N_USERS = 8
 
@@ -38,12 +39,7 @@ def make_run(
     config: dict[str, Any] = {
         "name": name,
         "seed": seed,
-        "data": {
-            "name": "toy",
-            "source": {"path": "toy.csv"},
-            "clean": {"dedup": "last"},
-            "split": {"method": "random", "ratios": [0.8, 0.1, 0.1], "seed": 2020},
-        },
+        "data": toy_data(),
         "model": {"name": name.split("-")[0], "dim": 8},
         "losses": [{"name": "bpr", "reg_weight": 0.0}],
         "sampler": {"name": "user"},

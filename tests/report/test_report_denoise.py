@@ -17,6 +17,7 @@ from recsys.report.build import build_report
 from recsys.report.denoise import build_denoise_report
 from recsys.report.denoise_runs import dataset_label, method_label
 from recsys.report.denoise_stats import paired_test
+from tests.report.fake_runs import toy_data
 
 METHODS: dict[str, dict[str, Any]] = {
     "BPR": {"losses": [{"name": "bpr", "reg_weight": 0.0}], "sampler": {"name": "user"}},
@@ -56,12 +57,9 @@ def make_run(
     config = {
         "name": name,
         "seed": seed,
-        "data": {
-            "name": "toy",
-            "source": {"path": "toy.csv"},
-            "clean": {"dedup": "last"},
-            "split": {"method": "random", "ratios": [0.8, 0.1, 0.1], "seed": split_seed},
-            "noise": {
+        "data": toy_data(
+            split_seed,
+            noise={
                 "ratio": noise,
                 "seed": 2024,
                 "sampling": "uniform",
@@ -70,7 +68,7 @@ def make_run(
                 "clean_min_rating": 4.0,
                 "clean_valid": False,
             },
-        },
+        ),
         "model": {"name": "mf", "dim": 8},
         **METHODS[method],
         "train": {"epochs": 5, "lr": lr, "batch_size": 64, "monitor": "recall@20", "device": "cpu"},
