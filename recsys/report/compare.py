@@ -140,7 +140,8 @@ def build_compare_report(
     tests = compare_tests(methods, base, chosen, frames)
     table = _table(summary, tests, names, chosen)
 
-    figures = {FIGURE_NAME: means_png(summary, _run_values(methods, chosen), chosen[:2], names)}
+    plotted = plotted_metrics(chosen)
+    figures = {FIGURE_NAME: means_png(summary, _run_values(methods, chosen), plotted, names)}
     doc = Document(
         title=title,
         intro=(
@@ -210,6 +211,19 @@ def method_order(names: Sequence[str]) -> list[str]:
             order.append(name)
             order += [n for n in names if base_of(n) == name]
     return order
+
+
+def plotted_metrics(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """The two metrics the figure shows: recall and NDCG at their largest K when both are
+    reported (``recall@20``, ``ndcg@20``), else the first two."""
+    largest: dict[str, tuple[int, str]] = {}
+    for m in metrics:
+        name, _, k = m.partition("@")
+        if name in ("recall", "ndcg") and k.isdigit():
+            largest[name] = max(largest.get(name, (-1, m)), (int(k), m))
+    if len(largest) == 2:
+        return (largest["recall"][1], largest["ndcg"][1])
+    return metrics[:2]
 
 
 def resolve_metrics(records: list[RunRecord], metrics: tuple[str, ...] | None) -> tuple[str, ...]:

@@ -296,3 +296,11 @@ def test_files_html_table_and_plot(bench: list[Path], tmp_path: Path) -> None:
     again = build_compare_report(bench, tmp_path / "rep_again")
     assert (tmp_path / "rep_again" / "compare_means.png").read_bytes() == png
     assert again.markdown.read_text() == md.replace("toy compare", "Method comparison")
+
+
+def test_plot_shows_recall_and_ndcg_at_the_largest_k() -> None:
+    from recsys.report.compare import plotted_metrics
+
+    metrics = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+    assert plotted_metrics(metrics) == ("recall@20", "ndcg@20")
+    assert plotted_metrics(("recall@5", "precision@5")) == ("recall@5", "precision@5")
