@@ -217,3 +217,27 @@ def test_multimodal_models_learn_block_structure(name: str, losses: list[dict]) 
         model.eval()
         after = held_out_auc(model.scorer()(torch.arange(spec.n_users)), spec)
     assert after > 0.8, after
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["vbpr", "freedom", "cm3"])
+def test_multimodal_models_give_the_same_scores_on_cuda(name: str, spec) -> None:  # type: ignore[no-untyped-def]
+    """Features, kNN graphs and (pruned) user-item graphs follow the model to the GPU."""
+    model = build_model(name, None, spec, seed=0)
+    model.eval()
+    with torch.no_grad():
+        cpu = model.scorer()(torch.arange(spec.n_users))
+    model = model.to("cuda")
+    with torch.no_grad():
+        gpu = model.scorer()(torch.arange(spec.n_users, device="cuda")).cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=1e-4, atol=1e-4)
+    model.train()
+    model.start_epoch(1)
+    batch = Batch(
+        torch.tensor([0, 1], device="cuda"),
+        torch.tensor([1, 2], device="cuda"),
+        torch.tensor([[3], [4]], device="cuda"),
+    )
+    out = model(batch)
+    torch.stack([out.pos_scores.sum(), *out.aux.values()]).sum().backward()
