@@ -16,6 +16,7 @@ are drawn lazily, one per training step.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
 import torch
@@ -80,7 +81,7 @@ def draw_pool(spec: DataSpec, users: Tensor, k: int, generator: torch.Generator)
     return order.index_select(0, (start[:, None] + picks).flatten()).view(-1, k)
 
 
-class PerUserSampler:
+class PerUserSampler(ABC):
     """The epoch loop of the user-based samplers: ``|train|`` samples in lazily drawn batches.
 
     Subclasses define :meth:`batch`; :meth:`start_epoch` says which probe (if any) the epoch's
@@ -104,10 +105,11 @@ class PerUserSampler:
         """Reset per-epoch state; return the probe the epoch's batches use (default: none)."""
         return None
 
+    @abstractmethod
     def batch(
         self, spec: DataSpec, size: int, generator: torch.Generator, probe: Probe | None
     ) -> Batch:
-        raise NotImplementedError
+        """One batch of ``size`` samples, drawn after the previous training step."""
 
 
 class UserSampler(PerUserSampler):
