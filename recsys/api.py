@@ -28,7 +28,7 @@ import torch
 
 from recsys import atomic
 from recsys.data.config import DataConfig
-from recsys.data.prepare import Prepared, cache_root, load_spec, locate_inputs, prepare
+from recsys.data.prepare import Prepared, cache_root, load_spec, prepare
 from recsys.errors import RecsysError
 from recsys.eval.config import EvalConfig
 from recsys.eval.protocol import EvalResult, evaluate_model
@@ -93,7 +93,7 @@ def item_features(
         data_hash=prepared.hash,
         cache_dir=cache_root(cfg, base_dir),
         base_dir=base_dir,
-        source_file=locate_inputs(cfg, base_dir).files.get("source"),
+        source_file=prepared.source_file,
     )
 
 

@@ -95,12 +95,15 @@ class Prepared:
         hash: the cache key (hex SHA-256).
         card: the data card (also in ``dir / "card.json"``).
         cache_hit: whether it was already prepared.
+        source_file: the located interaction file (None for pre-split and list inputs); item
+            feature tables default to its companions (``.item``, ``.kg``, ``.link``).
     """
 
     dir: Path
     hash: str
     card: dict[str, Any]
     cache_hit: bool
+    source_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -362,7 +365,7 @@ def prepare(cfg: DataConfig, *, base_dir: Path | None = None, force: bool = Fals
     if complete and not force:
         card = json.loads((target / "card.json").read_text(encoding="utf-8"))
         log.info("cache hit: %s", target)
-        return Prepared(target, key, card, True)
+        return Prepared(target, key, card, True, inputs.files.get("source"))
     built = build(cfg, inputs)
     card = {**built.card, "hash": key, "inputs": records, "config": dump(cfg)}
     with atomic.atomic_dir(target) as tmp:
@@ -380,7 +383,7 @@ def prepare(cfg: DataConfig, *, base_dir: Path | None = None, force: bool = Fals
         card["seconds"],
         target,
     )
-    return Prepared(target, key, card, False)
+    return Prepared(target, key, card, False, inputs.files.get("source"))
 
 
 def _interactions(frame: pl.DataFrame) -> Interactions:
