@@ -73,11 +73,31 @@ def _deepcopy(obj: Any) -> Any:
     return obj
 
 
-def format_validation_error(err: ValidationError, source: str, prefix: str = "") -> str:
-    """One line per problem: ``source: key 'a.b': message``."""
+def input_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """``loc`` as a path through the user's input: pydantic inserts the tag of a discriminated
+    union (``features.kg`` → ``features.kg.kg``), which is not a key the user wrote; such
+    elements are dropped (the last element is kept: it names the missing or unknown key)."""
+    out: list[int | str] = []
+    node = raw
+    for i, part in enumerate(loc):
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+        elif i < len(loc) - 1:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def format_validation_error(
+    err: ValidationError, source: str, prefix: str = "", raw: Any = None
+) -> str:
+    """One line per problem: ``source: key 'a.b': message`` (keys as written in ``raw``)."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        path = e["loc"] if raw is None else input_path(raw, e["loc"])
+        loc = ".".join(str(p) for p in (prefix, *path) if p != "")
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key {loc!r}")
         elif e["type"] == "missing":
@@ -92,7 +112,7 @@ def validate(cls: type[M], raw: Mapping[str, Any], source: str, prefix: str = ""
     try:
         return cls.model_validate(dict(raw))
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source, prefix)) from None
+        raise ConfigError(format_validation_error(e, source, prefix, raw)) from None
 
 
 def component_config(

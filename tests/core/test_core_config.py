@@ -95,3 +95,18 @@ def test_validate_reports_type_errors() -> None:
 
     with pytest.raises(ConfigError, match=r"src: key 'train\.lr'"):
         validate(TrainConfig, {"lr": "fast"}, "src", "train")
+
+
+def test_errors_name_keys_as_written_through_tagged_unions() -> None:
+    """A modality is a union tagged by ``kind``; the message must not show the tag as a key."""
+    from recsys.data.config import DataConfig
+
+    cases = {
+        "unknown key 'features.kg.dims'": {"kind": "kg", "dims": 3},
+        "key 'features.kg.dim': Input should be greater than 0": {"kind": "kg", "dim": 0},
+        "missing required key 'features.kg.path'": {"kind": "npy"},
+    }
+    for needle, table in cases.items():
+        with pytest.raises(ConfigError) as err:
+            validate(DataConfig, {"features": {"kg": table}}, "d.toml")
+        assert f"d.toml: {needle}" in str(err.value)
