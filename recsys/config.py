@@ -80,14 +80,22 @@ def input_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     out: list[int | str] = []
     node = raw
     for i, part in enumerate(loc):
-        if (isinstance(node, Mapping) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
-            node = node[part]
+        found, child = _child(node, part)
+        if found:
+            node = child
         elif i < len(loc) - 1:
             continue
         out.append(part)
     return tuple(out)
+
+
+def _child(node: Any, part: int | str) -> tuple[bool, Any]:
+    """``(True, node[part])`` if ``part`` is a key or index of ``node``, else ``(False, None)``."""
+    if isinstance(node, Mapping) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
 
 
 def format_validation_error(

@@ -79,7 +79,7 @@ def test_bad_grids_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="cannot write None"):
         grid_points({"a": [None]})
     raw = {"name": "p", "stages": [{"kind": "train", "exp": ["e.toml"], "grid": {"seed": []}}]}
-    with pytest.raises(ConfigError, match=r"stages\.0\.train\.grid\.seed"):
+    with pytest.raises(ConfigError, match=r"stages\.0\.grid\.seed"):
         validate(PipelineConfig, raw, "p.toml")
 
 
