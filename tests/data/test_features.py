@@ -98,9 +98,9 @@ def test_data_config_parses_each_kind_and_rejects_bad_tables() -> None:
         ({"kind": "text", "template": "{title:>10}"}, "may only name a column"),
         ({"kind": "text", "template": "no fields"}, "no {column} field"),
         ({"kind": "text", "template": "{title"}, "template"),
-        ({"kind": "kg", "dim": 0}, "features.x.kg.dim"),
+        ({"kind": "kg", "dim": 0}, "features.x.dim"),
         ({"kind": "audio"}, "features.x"),
-        ({"kind": "npy"}, "features.x.npy.path"),
+        ({"kind": "npy"}, "features.x.path"),
     ]
     for table, needle in bad:
         with pytest.raises(ConfigError, match=r"ml\.toml") as e:
