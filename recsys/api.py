@@ -219,11 +219,14 @@ def train(
     force: bool = False,
     progress: bool = False,
     hooks: Sequence[Callable[[int, dict[str, float]], bool]] = (),
+    test: bool = True,
 ) -> TrainedRun:
     """Prepare the data, train, evaluate and write the run directory.
 
     A finished run raises :class:`AlreadyDone` unless ``force``; an unfinished one resumes
-    from its last epoch checkpoint.
+    from its last epoch checkpoint. ``hooks`` are the loop's per-epoch hooks (e.g. tuning's
+    pruning). With ``test=False`` only the validation split is evaluated (tuning trials: the
+    test split stays unseen until the chosen configuration is retrained).
     """
     cfg = exp.cfg
     prepared, spec = prepare_data(cfg.data, exp.base_dir)
@@ -275,7 +278,7 @@ def train(
     )
     # The checkpoint's history is authoritative (a resumed run appended only new epochs).
     atomic.write_text(history_path, "".join(_json_line(r) for r in result.history))
-    _finish(run_dir, model, spec, exp, result)
+    _finish(run_dir, model, spec, exp, result, ("valid", "test") if test else ("valid",))
     return TrainedRun(run_dir, _spec=spec, _model=model)
 
 
@@ -295,9 +298,14 @@ def _json_line(row: dict[str, Any]) -> str:
 
 
 def _finish(
-    run_dir: Path, model: Model, spec: DataSpec, exp: Experiment, fitted: FitResult
+    run_dir: Path,
+    model: Model,
+    spec: DataSpec,
+    exp: Experiment,
+    fitted: FitResult,
+    splits: tuple[str, ...],
 ) -> None:
-    """Save the model, evaluate valid and test, write results and mark the run done."""
+    """Save the model, evaluate ``splits``, write results and mark the run done."""
     with atomic.atomic_path(run_dir / "model.pt") as tmp:
         torch.save(model.state_dict(), tmp)
     ecfg = exp.cfg.eval
@@ -307,7 +315,7 @@ def _finish(
         "stopped_early": fitted.stopped_early,
         "train_seconds": float(sum(r.get("seconds", 0.0) for r in fitted.history)),
     }
-    for split in ("valid", "test"):
+    for split in splits:
         res = evaluate_model(model, spec, split, ecfg)
         results[split] = res.summary
         results[f"{split}_protocol"] = res.protocol

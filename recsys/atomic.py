@@ -43,17 +43,31 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``path`` only when the block succeeds."""
+def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary directory that takes the place of ``path`` only when the block
+    succeeds.
+
+    Readers never see a half-written or half-removed directory: an existing ``path`` is renamed
+    aside before the new one is renamed in, then removed. With ``replace=False`` (caches keyed
+    by their content) a ``path`` that another process completed meanwhile is kept and the new
+    copy discarded, so concurrent builders of one entry never pull it from under a reader.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes 0700; a cache entry should be readable like any directory
     try:
         yield tmp
+        if path.exists() and not replace:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        old = None
         if path.exists():
-            shutil.rmtree(path)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
         os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from recsys.errors import RecsysError
+from recsys.tune.command import tune
 
 app = typer.Typer(
     help="recsys: prepare data, train, evaluate, recommend and report.",
@@ -257,6 +258,9 @@ def report(
 
         paths = build_report(runs, out, baseline=baseline, title=title)
     console.print(f"report: {paths.html}\n        {paths.markdown}")
+
+
+app.command("tune")(tune)
 
 
 @app.command("runs")

@@ -48,21 +48,47 @@ def parse_value(text: str) -> Any:
 
 
 def apply_overrides(raw: dict[str, Any], sets: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with ``a.b.c=value`` overrides applied."""
+    """Return a copy of ``raw`` with ``a.b.c=value`` overrides applied.
+
+    A numeric part indexes a list: ``losses.0.reg_weight=1e-4``.
+    """
     out = _deepcopy(raw)
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=1e-3")
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is not a table")
-            node = child
-        node[parts[-1]] = parse_value(value.strip())
+        set_path(out, key.strip(), parse_value(value.strip()), f"--set {item!r}")
     return out
+
+
+def set_path(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Set the dotted ``key`` of ``raw`` in place, creating tables on the way.
+
+    A numeric part indexes an existing list element. ``where`` names the source in errors.
+    """
+    node: Any = raw
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    f"{where}: {'.'.join(parts[:depth])!r} is a list of {len(node)}; "
+                    f"{part!r} is not an index into it"
+                )
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+                return
+            node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{where}: {'.'.join(parts[:depth])!r} is not a table")
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"{where}: {'.'.join(parts[: depth + 1])!r} is not a table")
 
 
 def _deepcopy(obj: Any) -> Any:

@@ -86,10 +86,17 @@ def load_experiment(
     overrides such as ``data.split.seed=1`` apply after the data file is inlined. A ``data``
     argument (a data config path) replaces the experiment's own data.
     """
+    raw, source, base_dir = read_experiment(path, data)
+    return build_experiment(apply_overrides(raw, sets), source, base_dir)
+
+
+def read_experiment(
+    path: str | Path, data: str | Path | None = None
+) -> tuple[dict[str, Any], str, Path]:
+    """The raw experiment dict (its data config inlined), its source and its base directory."""
     path = Path(path)
     raw = read_toml(path)
     base_dir = path.parent.resolve()
-    source = str(path)
     if data is not None:
         raw["data"] = str(Path(data).resolve())
     data = raw.get("data")
@@ -97,8 +104,7 @@ def load_experiment(
         data_path = (base_dir / data).resolve()
         raw["data"] = read_toml(data_path)
         base_dir = data_path.parent
-    raw = apply_overrides(raw, sets)
-    return build_experiment(raw, source, base_dir)
+    return raw, str(path), base_dir
 
 
 def build_experiment(raw: dict[str, Any], source: str, base_dir: Path) -> Experiment:

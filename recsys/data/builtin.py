@@ -134,9 +134,10 @@ def download_recbole_wheel(dest: Path) -> Path:
 
 
 def _extract_from_wheel(folder: Path) -> None:
+    stale = folder.exists()
     with tempfile.TemporaryDirectory(prefix="recsys-wheel-") as tmp:
         wheel = download_recbole_wheel(Path(tmp))
-        with atomic.atomic_dir(folder) as out, zipfile.ZipFile(wheel) as zf:
+        with atomic.atomic_dir(folder, replace=stale) as out, zipfile.ZipFile(wheel) as zf:
             for suffix in ML100K_SUFFIXES:
                 member = f"{RECBOLE_ML100K_DIR}/ml-100k.{suffix}"
                 try:
@@ -156,6 +157,7 @@ def grouplens_ml100k(cache_dir: Path) -> Path:
         DataError: the download fails or the checksum does not match (nothing is kept).
     """
     folder = cache_dir / "downloads" / "ml-100k"
+    stale = folder.exists()
     if (folder / "u.data").is_file():
         return folder
     algo, expected = GROUPLENS_ML100K_CHECKSUM
@@ -175,7 +177,7 @@ def grouplens_ml100k(cache_dir: Path) -> Path:
                 f"grouplens:ml-100k: {url}: {algo} {h.hexdigest()} does not match the pinned "
                 f"{expected}"
             )
-        with atomic.atomic_dir(folder) as out, zipfile.ZipFile(zpath) as zf:
+        with atomic.atomic_dir(folder, replace=stale) as out, zipfile.ZipFile(zpath) as zf:
             names = set(zf.namelist())
             for name in GROUPLENS_ML100K_FILES:
                 member = f"ml-100k/{name}"

@@ -366,9 +366,12 @@ def prepare(cfg: DataConfig, *, base_dir: Path | None = None, force: bool = Fals
         card = json.loads((target / "card.json").read_text(encoding="utf-8"))
         log.info("cache hit: %s", target)
         return Prepared(target, key, card, True, inputs.files.get("source"))
+    stale = target.exists()
     built = build(cfg, inputs)
     card = {**built.card, "hash": key, "inputs": records, "config": dump(cfg)}
-    with atomic.atomic_dir(target) as tmp:
+    # An entry another process completes meanwhile is kept (same key, same content); a stale
+    # or incomplete one found at the start, or --force, is replaced.
+    with atomic.atomic_dir(target, replace=force or stale) as tmp:
         for name, frame in built.frames.items():
             frame.write_parquet(tmp / f"{name}.parquet")
         (tmp / "card.json").write_text(

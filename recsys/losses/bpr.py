@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
 from recsys.config import StrictModel
@@ -13,7 +14,7 @@ from recsys.types import Batch, ModelOutput
 class BPRConfig(StrictModel):
     """BPR settings."""
 
-    reg_weight: float = 1e-4
+    reg_weight: float = Field(default=1e-4, ge=0.0)
     """Weight of the L2 term on the batch's ego embeddings (LightGCN's ``decay``)."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from recsys.config import StrictModel
@@ -16,11 +17,11 @@ from recsys.types import Batch, ModelOutput
 class LightGCNConfig(StrictModel):
     """LightGCN settings (defaults: the paper's 3 layers, dim 64)."""
 
-    dim: int = 64
+    dim: int = Field(default=64, ge=1)
     """Embedding dimension ``d``."""
-    layers: int = 3
+    layers: int = Field(default=3, ge=0)
     """Propagation layers ``L`` (0 is plain MF)."""
-    init_std: float = 0.1
+    init_std: float = Field(default=0.1, gt=0)
     """Ego embeddings start as N(0, init_std²), as LightGCN-PyTorch does (normal, std 0.1)."""
 
 

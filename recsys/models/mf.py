@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from recsys.config import StrictModel
@@ -14,7 +15,7 @@ from recsys.types import Batch, ModelOutput
 class MFConfig(StrictModel):
     """Matrix-factorisation settings."""
 
-    dim: int = 64
+    dim: int = Field(default=64, ge=1)
     """Embedding dimension ``d``."""
     init_std: float = 0.1
     """Embeddings start as N(0, init_std²), LightGCN-PyTorch's initialisation (std 0.1)."""

@@ -29,7 +29,7 @@ per method and metric) and ``compare_means.png``. Rendering lives in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from recsys.report.compare_render import (
     results_block,
     tests_block,
 )
-from recsys.report.denoise_render import Document, to_html, to_markdown
+from recsys.report.denoise_render import Document, TableBlock, to_html, to_markdown
 from recsys.report.denoise_stats import paired_test, seed_mean_per_user
 from recsys.report.runs_loader import (
     RunRecord,
@@ -95,12 +95,22 @@ class Method:
         return [int(r.config.get("seed", 0)) for r in self.runs]
 
 
+@dataclass(frozen=True)
+class Appendix:
+    """What another stage adds to a compare report."""
+
+    intro: tuple[str, ...] = ()
+    sections: tuple[tuple[str, tuple[TableBlock, ...]], ...] = ()
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+
 def build_compare_report(
     runs: list[Path],
     out_dir: Path,
     baseline: str | None = None,
     title: str = "Method comparison",
     metrics: tuple[str, ...] | None = None,
+    appendix: Appendix | None = None,
 ) -> ReportPaths:
     """Write the compare report for ``runs`` (run directories or directories of runs).
 
@@ -112,6 +122,7 @@ def build_compare_report(
         metrics: test metrics to tabulate (each in every run's ``results.json`` and
             ``per_user_test.parquet``); default every ``recall@K`` and ``ndcg@K`` that all
             runs report, recall first, K ascending. The first two are plotted.
+        appendix: further intro lines, sections and figures (e.g. a tuning study's).
 
     Returns:
         The written paths; ``table`` is the ``results.csv`` frame (columns
@@ -142,13 +153,17 @@ def build_compare_report(
 
     plotted = plotted_metrics(chosen)
     figures = {FIGURE_NAME: means_png(summary, _run_values(methods, chosen), plotted, names)}
+    extra = appendix or Appendix()
+    figures.update(extra.figures)
     doc = Document(
         title=title,
         intro=(
             f"{len(records)} runs of {len(names)} methods; test "
             f"{', '.join(chosen)}: mean ± sample standard deviation over seeds"
             + (f"; paired per-user t-tests against {base}." if tests.height else "."),
+            *extra.intro,
         ),
+        sections=extra.sections,
         tables=[results_block(summary, tests, chosen, names, base)]
         + ([tests_block(tests, names, chosen, base)] if tests.height else []),
         figures=figures,

@@ -27,25 +27,17 @@ class Document:
     figures: dict[str, bytes]
     protocol: list[tuple[str, str]]
     intro: tuple[str, ...] = field(default=())
+    sections: tuple[tuple[str, tuple[TableBlock, ...]], ...] = ()
+    """Further headed sections of tables, after the test results (e.g. a tuning study)."""
 
 
 def to_markdown(doc: Document) -> str:
     lines = [f"# {doc.title}", ""]
     lines += [*doc.intro, ""] if doc.intro else []
-    lines += ["## Test results", ""]
-    for block in doc.tables:
-        lines += [f"### {block.heading}", ""]
-        lines.append("| " + " | ".join(_md(h) for h in block.header) + " |")
-        lines.append("|" + "---|" * len(block.header))
-        for r, row in enumerate(block.rows):
-            cells = [
-                f"**{_md(text)}**" if (r, c) in block.bold else _md(text)
-                for c, text in enumerate(row)
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        for note in block.notes:
-            lines += [note, ""]
+    for heading, blocks in (("Test results", tuple(doc.tables)), *doc.sections):
+        lines += [f"## {heading}", ""]
+        for block in blocks:
+            lines += _md_block(block)
     if doc.figures:
         lines += ["## Figures", ""]
         for name in doc.figures:
@@ -56,24 +48,44 @@ def to_markdown(doc: Document) -> str:
     return "\n".join(lines)
 
 
+def _md_block(block: TableBlock) -> list[str]:
+    lines = [f"### {block.heading}", ""]
+    lines.append("| " + " | ".join(_md(h) for h in block.header) + " |")
+    lines.append("|" + "---|" * len(block.header))
+    for r, row in enumerate(block.rows):
+        cells = [
+            f"**{_md(text)}**" if (r, c) in block.bold else _md(text) for c, text in enumerate(row)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for note in block.notes:
+        lines += [note, ""]
+    return lines
+
+
+def _html_block(block: TableBlock) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in block.header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td><b>{esc(text)}</b></td>" if (r, c) in block.bold else f"<td>{esc(text)}</td>"
+            for c, text in enumerate(row)
+        )
+        + "</tr>"
+        for r, row in enumerate(block.rows)
+    )
+    notes = "".join(f"<p class='note'>{esc(note)}</p>" for note in block.notes)
+    return f"<h3>{esc(block.heading)}</h3><table><tr>{head}</tr>{body}</table>{notes}"
+
+
 def to_html(doc: Document) -> str:
     esc = html.escape
     parts = [f"<h1>{esc(doc.title)}</h1>"]
     parts += [f"<p>{esc(p)}</p>" for p in doc.intro]
-    parts.append("<h2>Test results</h2>")
-    for block in doc.tables:
-        head = "".join(f"<th>{esc(h)}</th>" for h in block.header)
-        body = "".join(
-            "<tr>"
-            + "".join(
-                f"<td><b>{esc(text)}</b></td>" if (r, c) in block.bold else f"<td>{esc(text)}</td>"
-                for c, text in enumerate(row)
-            )
-            + "</tr>"
-            for r, row in enumerate(block.rows)
-        )
-        parts.append(f"<h3>{esc(block.heading)}</h3><table><tr>{head}</tr>{body}</table>")
-        parts += [f"<p class='note'>{esc(note)}</p>" for note in block.notes]
+    for heading, blocks in (("Test results", tuple(doc.tables)), *doc.sections):
+        parts.append(f"<h2>{esc(heading)}</h2>")
+        parts += [_html_block(block) for block in blocks]
     if doc.figures:
         parts.append("<h2>Figures</h2>")
         parts += [

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from recsys.config import StrictModel
 
 
 class TrainConfig(StrictModel):
     """The one training loop's settings."""
 
-    epochs: int = 300
-    batch_size: int = 2048
-    lr: float = 1e-3
+    epochs: int = Field(default=300, ge=0)
+    batch_size: int = Field(default=2048, ge=1)
+    lr: float = Field(default=1e-3, gt=0.0)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    weight_decay: float = 0.0
-    eval_every: int = 1
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    eval_every: int = Field(default=1, ge=1)
     """Validate every this many epochs."""
     monitor: str = "ndcg@20"
     """Validation metric for early stopping and best-epoch selection (``metric@K``)."""
-    patience: int = 10
+    patience: int = Field(default=10, ge=0)
     """Stop after this many validations without improvement (0: never stop early)."""
     restore_best: bool = True
     """Load the best validation epoch's weights at the end."""

@@ -38,3 +38,21 @@ def test_atomic_dir(tmp_path: Path) -> None:
     with atomic.atomic_dir(target) as tmp:
         (tmp / "x").write_text("1")
     assert (target / "x").read_text() == "1"
+    with atomic.atomic_dir(target) as tmp:
+        (tmp / "y").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["y"]  # replaced, old copy removed
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_atomic_dir_keeps_an_entry_completed_meanwhile(tmp_path: Path) -> None:
+    """A content-keyed cache entry finished by another process while we built ours is kept
+    (readers of it are never pulled from under), and our copy is discarded."""
+    target = tmp_path / "entry"
+    with atomic.atomic_dir(target, replace=False) as mine:
+        (mine / "v").write_text("mine")
+        with atomic.atomic_dir(target) as theirs:  # another builder finishes first
+            (theirs / "v").write_text("theirs")
+        reader = (target / "v").open()
+    assert reader.read() == "theirs" and (target / "v").read_text() == "theirs"
+    reader.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]

@@ -116,6 +116,7 @@ def build_modality(
     folder = Path(cache_dir) / "features" / f"{name}-{key[:12]}"
     n_items = len(item_ids)
     loaded = _load(folder, n_items) if folder.is_dir() else None
+    stale = folder.is_dir() and loaded is None  # replaced; one another process writes is kept
     hit = loaded is not None
     if loaded is not None:
         values, missing, _ = loaded
@@ -136,7 +137,7 @@ def build_modality(
             "config": dump(cfg),
             "columns": raw.columns,
         }
-        with atomic.atomic_dir(folder) as tmp:
+        with atomic.atomic_dir(folder, replace=stale) as tmp:
             np.save(tmp / "values.npy", values)
             np.save(tmp / "missing.npy", missing)
             atomic.write_json(tmp / "card.json", stored)
