@@ -236,6 +236,14 @@ def report(
             "name (default: the first)."
         ),
     ] = None,
+    study: Annotated[
+        Path | None,
+        typer.Option(help="Tune config whose study (history, importances) joins the report."),
+    ] = None,
+    study_storage: Annotated[
+        str | None, typer.Option(help="The study's storage URL (default: its local file).")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Markdown + HTML report: runs × metrics@K, paired tests, protocol card, plots.
 
@@ -243,8 +251,11 @@ def report(
     --style compare: experiments (by name) × metrics, mean ± std over seeds, paired per-user
     tests vs --baseline-method.
     """
-    if style != "standard" and baseline is not None:
-        raise RecsysError(f"--baseline names a run; with --style {style} use --baseline-method")
+    if style != "standard" and (baseline is not None or study is not None):
+        raise RecsysError(
+            f"--baseline and --study go with the standard style; with --style {style} use "
+            "--baseline-method"
+        )
     if style == "denoise":
         from recsys.report.denoise import build_denoise_report
 
@@ -254,9 +265,11 @@ def report(
 
         paths = build_compare_report(runs, out, baseline=baseline_method, title=title)
     else:
-        from recsys.report.build import build_report
+        from recsys.report.standard import build_report
+        from recsys.tune.report import study_appendix_for
 
-        paths = build_report(runs, out, baseline=baseline, title=title)
+        appendix = study_appendix_for(study, study_storage, runs_dir) if study else None
+        paths = build_report(runs, out, baseline=baseline, title=title, appendix=appendix)
     console.print(f"report: {paths.html}\n        {paths.markdown}")
 
 

@@ -37,9 +37,10 @@ from recsys import api
 from recsys.config import StrictModel, read_toml, validate
 from recsys.errors import ConfigError
 from recsys.experiment import load_data_config, load_experiment
-from recsys.report.build import ReportPaths, build_report
+from recsys.report.build import ReportPaths
 from recsys.report.compare import build_compare_report
 from recsys.report.denoise import build_denoise_report
+from recsys.report.standard import build_report
 
 log = logging.getLogger(__name__)
 
@@ -259,11 +260,7 @@ def _report(stage: ReportStage, trained: list[api.TrainedRun]) -> ReportPaths:
         return build_compare_report(
             runs, Path(stage.out), baseline=stage.baseline, title=stage.title
         )
-    baseline = None
-    if stage.baseline is not None:
-        named = [r.dir for r in trained if r.config.get("name") == stage.baseline]
-        baseline = named[0] if named else None
-    return build_report(runs, Path(stage.out), baseline=baseline, title=stage.title)
+    return build_report(runs, Path(stage.out), baseline=stage.baseline, title=stage.title)
 
 
 def _train_or_reuse(

@@ -1,4 +1,5 @@
-"""Fixtures shared by all test directories: a live PostgreSQL server for tests marked postgres."""
+"""Fixtures shared by all test directories: a live PostgreSQL server for tests marked postgres,
+and a headless Chromium for the browser test of the HTML report."""
 
 from __future__ import annotations
 
@@ -44,3 +45,34 @@ def postgres_url() -> str:
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of the headless browser that :func:`recsys.report.browser.render` runs.
+
+    Found by :func:`recsys.report.browser.find_chromium` (``RECSYS_CHROMIUM``, then
+    ``chromium``, ``chromium-browser``, ``google-chrome`` on ``PATH``). Without one the test
+    skips, except under CI (``CI=true``), where it fails: ``.ci/run`` installs Chromium via
+    ``.ci/chromium.sh``, so the browser test must run there.
+    """
+    from recsys.report.browser import CHROMIUM_VAR, find_chromium
+
+    found = find_chromium()
+    if found is None:
+        where = (
+            f"{CHROMIUM_VAR}={os.environ[CHROMIUM_VAR]!r} is not an executable"
+            if os.environ.get(CHROMIUM_VAR, "").strip()
+            else "no chromium, chromium-browser or google-chrome on PATH"
+        )
+        if _under_ci():
+            pytest.fail(
+                f"headless Chromium is required under CI: {where}; .ci/run installs it via "
+                ".ci/chromium.sh (source it, then call recsys_chromium_install)"
+            )
+        pytest.skip(
+            f"no headless Chromium ({where}): install it with "
+            "bash -c 'source .ci/chromium.sh; recsys_chromium_install' "
+            f"(or apt-get install chromium), or set {CHROMIUM_VAR}"
+        )
+    return found

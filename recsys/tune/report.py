@@ -1,5 +1,5 @@
-"""The study report: the retrained configuration against the untuned one (the compare
-report's tables, paired tests and protocol), plus the study itself: best parameters,
+"""The study report: the retrained configuration against the untuned one (the standard
+report's tables, paired tests, cohorts and protocol), plus the study itself: best parameters,
 optimisation history, parameter importances and, for two objectives, the Pareto front."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from recsys.report.build import ReportPaths
-from recsys.report.compare import Appendix, build_compare_report
+from recsys.report.compare import Appendix
 from recsys.report.denoise_render import TableBlock
+from recsys.report.standard import build_report
 from recsys.tune.config import space_summary
 from recsys.tune.context import TuneContext
 from recsys.tune.objective import directions
@@ -30,13 +31,27 @@ def write_tune_report(
 ) -> ReportPaths:
     """Write report.html / report.md / results.csv and the figures to ``out_dir``."""
     runs = retrained.runs + retrained.baseline_runs
-    return build_compare_report(
+    return build_report(
         runs,
         out_dir,
         baseline=retrained.baseline_method or retrained.method,
         title=f"Tuning study {ctx.cfg.name}",
         appendix=study_appendix(ctx, study, url, retrained.trial),
     )
+
+
+def study_appendix_for(conf: Path, url: str | None, runs_dir: Path) -> Appendix:
+    """The study of tune config ``conf`` (its default storage under ``runs_dir`` unless ``url``)
+    as a report appendix, with its best trial (or best Pareto point) as the chosen one."""
+    from recsys.tune.context import load_context
+    from recsys.tune.retrain import choose_trial
+    from recsys.tune.storage import default_url
+    from recsys.tune.study import open_study
+
+    ctx = load_context(conf, [], runs_dir)
+    url = url or default_url(runs_dir, ctx.cfg.name)
+    study = open_study(ctx, url)
+    return study_appendix(ctx, study, url, choose_trial(study))
 
 
 def study_appendix(

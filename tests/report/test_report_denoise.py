@@ -13,10 +13,10 @@ import pytest
 from scipy import stats
 
 from recsys.errors import RecsysError
-from recsys.report.build import build_report
 from recsys.report.denoise import build_denoise_report
 from recsys.report.denoise_runs import dataset_label, method_label
 from recsys.report.denoise_stats import paired_test
+from recsys.report.standard import build_report
 from tests.report.fake_runs import toy_data
 
 METHODS: dict[str, dict[str, Any]] = {

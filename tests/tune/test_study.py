@@ -3,7 +3,6 @@ through the loop's hook, retraining and the report."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -195,42 +194,29 @@ def test_a_killed_local_study_resumes_to_its_total(tmp_path: Path) -> None:
     kill_and_resume(conf, runs, default_url(runs, "t-mf"), tmp_path)
 
 
+def _recsys(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "recsys.cli", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+
+
 def test_cli_tune_end_to_end_and_bad_input(tmp_path: Path) -> None:
     conf = write_tune(tmp_path / "t.toml", n_trials=2, extra="retrain = { seeds = [0] }")
-    env = {**os.environ, "COLUMNS": "200"}
-    run = subprocess.run(
-        [sys.executable, "-m", "recsys.cli", "tune", str(conf), "--out", "rep"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    run = _recsys("tune", str(conf), "--out", "rep", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "2 complete" in run.stdout and "report: rep/report.html" in run.stdout
     assert (tmp_path / "runs" / "tune" / "t-mf.db").is_file()
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "recsys.cli",
-            "tune",
-            str(conf),
-            "--storage",
-            "postgresql+psycopg2://u:pw@127.0.0.1:1/x",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    results = read_json(next((tmp_path / "runs").glob("t-mf-best-*/results.json")))
+    assert "ndcg@20" in results["test"]
+    url = "postgresql+psycopg2://u:pw@127.0.0.1:1/x"
+    bad = _recsys("tune", str(conf), "--storage", url, cwd=tmp_path)
     assert bad.returncode == 2 and "cannot open tuning storage" in bad.stderr
     assert "Traceback" not in bad.stderr and ":pw@" not in bad.stderr
-    summary = json.dumps(read_json(next((tmp_path / "runs").glob("t-mf-best-*/results.json"))))
-    assert "ndcg@20" in summary
+    typo = write_tune(
+        tmp_path / "typo.toml", params='[params."train.lrr"]\ntype = "float"\nlow = 0.1\nhigh = 1.0'
+    )
+    bad = _recsys("tune", str(typo), cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown parameter 'train.lrr'" in bad.stderr, bad.stderr
 
 
 def test_multi_objective_study_gives_a_pareto_front_and_report(tmp_path: Path) -> None:
