@@ -11,7 +11,8 @@ with 2 and 3 layers.
   If the data layer cannot be imported, a per-user random 80/10/10 split of RecBole's bundled
   ml-100k is made here instead (``--split fallback`` forces it) and our side is skipped.
 * RecBole runs in a subprocess (``benchmarks/recbole_epoch_time.py``), which applies the
-  compatibility shims of ``benchmarks/recbole_shims.py``; this process never imports RecBole.
+  compatibility shims of ``recsys.baselines.recbole_shims``; this process never imports RecBole.
+  The atomic files are written by ``recsys.baselines.recbole_export``.
 * Our side runs here through ``recsys.train.loop.fit`` with ``validate=None``.
 
 Usage::
@@ -178,13 +179,13 @@ def spec_from_split(split: Split) -> Any:
 
 
 def write_atomic_files(split: Split, data_dir: Path) -> None:
-    """Write ``<data_dir>/<name>.{train,valid,test}.inter`` (RecBole benchmark files)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for name in SPLITS:
-        rows = np.column_stack([split.users[name], split.items[name]])
-        with open(data_dir / f"{data_dir.name}.{name}.inter", "w", encoding="utf-8") as f:
-            f.write("user_id:token\titem_id:token\n")
-            np.savetxt(f, rows, fmt="%s", delimiter="\t")
+    """Write ``<data_dir>/<name>.{train,valid,test}.inter`` (RecBole benchmark files).
+
+    The writer is :func:`recsys.baselines.recbole_export.write_benchmark_files`.
+    """
+    from recsys.baselines.recbole_export import write_benchmark_files
+
+    write_benchmark_files(data_dir, split.users, split.items)
 
 
 # ----------------------------------------------------------------------------- RecBole
@@ -505,7 +506,7 @@ def build_report(
         f"- Machine: {cpu_model()}, {platform.system()} {platform.machine()}; Python "
         f"{platform.python_version()}; torch {torch.__version__} (RecBole subprocess: torch "
         f"{rb['torch_version']}); RecBole {rb['recbole_version']} with "
-        "`benchmarks/recbole_shims.py`.",
+        "`recsys.baselines.recbole_shims`.",
         "",
         "Command:",
         "",

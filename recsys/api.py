@@ -27,6 +27,7 @@ import polars as pl
 import torch
 
 from recsys import atomic
+from recsys.config import validate
 from recsys.data.config import DataConfig
 from recsys.data.prepare import Prepared, cache_root, load_spec, prepare
 from recsys.errors import RecsysError
@@ -129,9 +130,14 @@ class TrainedRun:
         )
 
     def spec(self) -> DataSpec:
-        """The run's dataset (from the cache, prepared again if it was removed)."""
+        """The run's dataset (from the cache, prepared again if it was removed).
+
+        Only the config's ``data`` section is read, so runs of models this package does not
+        build (e.g. imported RecBole runs) have a dataset too.
+        """
         if self._spec is None:
-            _, self._spec = prepare_data(self.experiment.cfg.data, self.experiment.base_dir)
+            data = validate(DataConfig, self.config["data"], str(self.dir / "config.json"), "data")
+            _, self._spec = prepare_data(data, Path(self.manifest["base_dir"]))
         return self._spec
 
     def model(self, device: str | None = None) -> Model:
@@ -313,7 +319,9 @@ def _finish(
         "best_epoch": fitted.best_epoch,
         "epochs_run": fitted.epochs_run,
         "stopped_early": fitted.stopped_early,
-        "train_seconds": float(sum(r.get("seconds", 0.0) for r in fitted.history)),
+        # closed-form models fit at construction and report it as ``fit_seconds``
+        "train_seconds": float(sum(r.get("seconds", 0.0) for r in fitted.history))
+        + float(getattr(model, "fit_seconds", 0.0)),
     }
     for split in splits:
         res = evaluate_model(model, spec, split, ecfg)
@@ -331,13 +339,16 @@ def _finish(
             frame.write_parquet(tmp)
         if split == "test" and res.topk is not None:
             k = res.topk.shape[1]
+            flat = res.topk.reshape(-1)
             top = pl.DataFrame(
                 {
                     "user_id": np.repeat(spec.user_ids[res.users], k),
                     "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(res.users)),
-                    "item_id": spec.item_ids[res.topk.reshape(-1)],
+                    "item_id": spec.item_ids[np.maximum(flat, 0)],
                 }
             )
+            # a user with fewer than K candidate items has empty slots (index -1): no item
+            top = top.filter(pl.Series(flat >= 0))
             with atomic.atomic_path(run_dir / "topk_test.parquet") as tmp:
                 top.write_parquet(tmp)
     results["data"] = {"name": spec.name, "hash": spec.data_hash, "protocol": spec.protocol}

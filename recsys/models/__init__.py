@@ -7,7 +7,10 @@ from pydantic import BaseModel
 
 from recsys.models.base import Model
 from recsys.models.cm3 import CM3
+from recsys.models.ease import EASE
 from recsys.models.freedom import FREEDOM
+from recsys.models.implicit_mf import ImplicitALS, ImplicitBPR, ImplicitLMF
+from recsys.models.itemknn import ItemKNN
 from recsys.models.lightgcn import LightGCN
 from recsys.models.mf import MF
 from recsys.models.pop import Pop
@@ -20,11 +23,16 @@ MODELS: Registry[type[Model]] = Registry(
     "model",
     {
         "pop": Pop,
+        "implicit-als": ImplicitALS,
+        "implicit-bpr": ImplicitBPR,
+        "implicit-lmf": ImplicitLMF,
         "mf": MF,
         "lightgcn": LightGCN,
         "vbpr": VBPR,
         "freedom": FREEDOM,
         "cm3": CM3,
+        "ease": EASE,
+        "itemknn": ItemKNN,
     },
 )
 

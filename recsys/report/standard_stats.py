@@ -194,6 +194,9 @@ def _topk_indices(run_dir: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray
     if top["u"].null_count() or top["i"].null_count():
         raise RecsysError(f"{path}: ids that are not in the run's dataset")
     k = int(top["rank"].max())  # type: ignore[arg-type]
+    # users with fewer than K candidate items have shorter lists: left out of list statistics
+    full = top.group_by("u").len().filter(pl.col("len") == k).select("u")
+    top = top.join(full, on="u", how="semi").sort("u", "rank")
     u = top["u"].to_numpy().astype(np.int64).reshape(-1, k)[:, 0]
     return u, top["i"].to_numpy().astype(np.int64).reshape(-1, k)
 

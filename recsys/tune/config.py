@@ -131,8 +131,10 @@ class RetrainConfig(StrictModel):
     """After the search: the chosen configuration with several model seeds, evaluated on test."""
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    baseline: bool = True
-    """Also train the untuned experiment with the same seeds (the report's paired baseline)."""
+    baseline: Literal["experiment", "defaults", "none"] = "experiment"
+    """The paired baseline trained with the same seeds: the experiment as written
+    (``experiment``), the experiment with every tuned key at its config class's default
+    (``defaults``: what a user gets without choosing these values), or none."""
 
 
 class TuneConfig(StrictModel):

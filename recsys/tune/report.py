@@ -81,7 +81,11 @@ def study_appendix(
     intro = (
         f"Study {ctx.cfg.name!r} ({len(trials)} trials in {shown(url)}): the chosen trial "
         f"{chosen.number} retrained with model seeds {ctx.cfg.retrain.seeds}"
-        + (" beside the untuned experiment." if ctx.cfg.retrain.baseline else "."),
+        + {
+            "experiment": " beside the experiment as written.",
+            "defaults": " beside the experiment with the tuned keys at their defaults.",
+            "none": ".",
+        }[ctx.cfg.retrain.baseline],
         f"Browse the study: pip install optuna-dashboard; optuna-dashboard '{shown(url)}'",
     )
     return Appendix(intro=intro, sections=(("Tuning study", tuple(blocks)),), figures=figures)

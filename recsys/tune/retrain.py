@@ -15,7 +15,7 @@ from recsys import api
 from recsys.errors import RecsysError
 from recsys.experiment import build_experiment
 from recsys.tune.context import TuneContext
-from recsys.tune.space import with_values
+from recsys.tune.space import with_values, without_keys
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +61,34 @@ def retrain(ctx: TuneContext, trial: FrozenTrial, chosen: bool = False) -> Retra
     resume.
 
     The runs are named ``<study>-best`` (or ``<study>-t<N>-retrained`` for a trial the user
-    ``chosen``) and ``<study>-default``.
+    ``chosen``) and ``<study>-default`` (the experiment as written) or ``<study>-defaults``
+    (the tuned keys at their config defaults).
     """
-    runs_dir = ctx.runs_dir
     name = ctx.cfg.name
     method = f"{name}-t{trial.number:04d}-retrained" if chosen else f"{name}-best"
     seeds = ctx.cfg.retrain.seeds
-    runs = [_train(ctx, trial.params, method, s, runs_dir) for s in seeds]
-    baseline = f"{ctx.cfg.name}-default" if ctx.cfg.retrain.baseline else None
-    base_runs = [_train(ctx, {}, baseline, s, runs_dir) for s in seeds] if baseline else []
+    runs = [_train(ctx, ctx.raw, trial.params, method, s) for s in seeds]
+    kind = ctx.cfg.retrain.baseline
+    if kind == "none":
+        return Retrained(trial, method, runs, None, [])
+    baseline = f"{name}-default" if kind == "experiment" else f"{name}-defaults"
+    raw = (
+        ctx.raw
+        if kind == "experiment"
+        else without_keys(ctx.raw, list(ctx.cfg.params), name=baseline)
+    )
+    base_runs = [_train(ctx, raw, {}, baseline, s) for s in seeds]
     return Retrained(trial, method, runs, baseline, base_runs)
 
 
-def _train(ctx: TuneContext, values: dict[str, Any], name: str, seed: int, runs_dir: Path) -> Path:
+def _train(
+    ctx: TuneContext, raw: dict[str, Any], values: dict[str, Any], name: str, seed: int
+) -> Path:
     exp = build_experiment(
-        with_values(ctx.raw, values, name=name, seed=seed), ctx.source, ctx.exp_base_dir
+        with_values(raw, values, name=name, seed=seed), ctx.source, ctx.exp_base_dir
     )
     try:
-        return api.train(exp, runs_dir=runs_dir).dir
+        return api.train(exp, runs_dir=ctx.runs_dir).dir
     except api.AlreadyDone as done:
         log.info("reusing finished run %s", done.run_dir)
         return done.run_dir

@@ -61,6 +61,20 @@ def with_values(
     return out
 
 
+def without_keys(raw: dict[str, Any], keys: list[str], *, name: str) -> dict[str, Any]:
+    """A copy of the raw experiment with ``keys`` removed, so their config defaults apply."""
+    out = copy.deepcopy(raw)
+    for key in keys:
+        *parents, last = key.split(".")
+        node: Any = out
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.get(part, {})
+        if isinstance(node, dict):
+            node.pop(last, None)
+    out["name"] = name
+    return out
+
+
 def check_space(
     params: dict[str, Param], raw: dict[str, Any], source: str, base_dir: Path
 ) -> Experiment:

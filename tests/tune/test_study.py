@@ -208,6 +208,11 @@ def test_cli_tune_end_to_end_and_bad_input(tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "tune" / "t-mf.db").is_file()
     results = read_json(next((tmp_path / "runs").glob("t-mf-best-*/results.json")))
     assert "ndcg@20" in results["test"]
+    retrained = sorted(str(p) for p in (tmp_path / "runs").glob("t-mf-[bd]e*-*"))
+    rep = _recsys("report", *retrained, "--study", str(conf), "--out", "rep2", cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    page = (tmp_path / "rep2" / "report.md").read_text()
+    assert "## Tuning study" in page and "Paired per-user tests against t-mf-best" in page
     url = "postgresql+psycopg2://u:pw@127.0.0.1:1/x"
     bad = _recsys("tune", str(conf), "--storage", url, cwd=tmp_path)
     assert bad.returncode == 2 and "cannot open tuning storage" in bad.stderr
@@ -229,7 +234,7 @@ def test_multi_objective_study_gives_a_pareto_front_and_report(tmp_path: Path) -
         n_trials=4,
         pruner='name = "none"',
         params=params,
-        extra='cost = "params"\nretrain = { seeds = [0], baseline = false }',
+        extra='cost = "params"\nretrain = { seeds = [0], baseline = "none" }',
     )
     ctx = load_context(conf, [], tmp_path / "runs")
     url = default_url(ctx.runs_dir, ctx.cfg.name)
@@ -253,3 +258,15 @@ def test_multi_objective_study_gives_a_pareto_front_and_report(tmp_path: Path) -
     paths = write_tune_report(ctx, study, url, done, tmp_path / "report")
     assert "Pareto front" in paths.markdown.read_text()
     assert (tmp_path / "report" / "tune_pareto.png").stat().st_size > 1000
+
+
+def test_defaults_baseline_resets_the_tuned_keys(tmp_path: Path) -> None:
+    conf = write_tune(tmp_path / "t.toml", n_trials=1, extra="retrain = { seeds = [0] }")
+    fixed = "set=['train.epochs=2', 'model.dim=8', 'train.patience=0', 'train.lr=0.05']"
+    ctx = load_context(conf, ["retrain.baseline=defaults", fixed], tmp_path)
+    study = run_search(ctx, default_url(ctx.runs_dir, ctx.cfg.name))
+    done = retrain(ctx, choose_trial(study))
+    assert done.baseline_method == "t-mf-defaults"
+    cfg = read_json(done.baseline_runs[0] / "config.json")
+    assert cfg["train"]["lr"] == 1e-3  # TrainConfig's default, not the experiment's 0.05
+    assert cfg["train"]["epochs"] == 2  # keys outside the space keep the experiment's value
