@@ -276,6 +276,38 @@ def report(
 app.command("tune")(tune)
 
 
+@app.command("recbole")
+def recbole_cmd(
+    conf: Annotated[Path, typer.Argument(help="Experiment whose data, split and eval to use.")],
+    model: Annotated[str, typer.Argument(help="RecBole model: BPR, LightGCN, NGCF or ENMF.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="RecBole hyperparameter KEY=VALUE.")
+    ] = None,
+    set_: SetOpt = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    force: Annotated[bool, typer.Option(help="Run again even if finished.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Train a RecBole model (subprocess) on the experiment's split; import its lists as a run."""
+    from recsys import api
+    from recsys.baselines.recbole_run import run_recbole_cli
+
+    try:
+        path = run_recbole_cli(
+            conf,
+            model,
+            param or [],
+            sets=set_ or [],
+            epochs=epochs,
+            runs_dir=runs_dir,
+            force=force,
+        )
+    except api.AlreadyDone as done:
+        console.print(f"{done} ")
+        return
+    _print_results([api.TrainedRun(path)])
+
+
 @app.command("runs")
 def list_runs_cmd(runs_dir: RunsDir = Path("runs")) -> None:
     """List runs with status and test metrics."""

@@ -67,6 +67,23 @@ class TrainStage(StrictModel):
     (``model.modalities`` = the others; the run is named ``<name>-no-<modality>``)."""
 
 
+class RecboleStage(StrictModel):
+    """RecBole models trained on an experiment's split, imported as runs
+    (:func:`recsys.baselines.recbole_run.run_recbole`)."""
+
+    kind: Literal["recbole"]
+    exp: str
+    """The experiment supplying data, split, evaluation and training settings."""
+    models: list[str] = Field(min_length=1)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Model name → its RecBole hyperparameters."""
+    epochs: int | None = None
+    seeds: list[int] | None = None
+    sets: list[str] = Field(default_factory=list)
+    required: bool = False
+    """Without RecBole installed (it needs Python < 3.12): fail (True) or skip with a warning."""
+
+
 class ReportStage(StrictModel):
     kind: Literal["report"]
     out: str
@@ -79,7 +96,9 @@ class ReportStage(StrictModel):
     ``compare``: experiments × metrics, means over seeds, paired tests against ``baseline``."""
 
 
-Stage = Annotated[PrepareStage | TrainStage | ReportStage, Field(discriminator="kind")]
+Stage = Annotated[
+    PrepareStage | TrainStage | RecboleStage | ReportStage, Field(discriminator="kind")
+]
 
 
 class PipelineConfig(StrictModel):
@@ -120,9 +139,45 @@ def run_pipeline(
                     for ablation in modality_ablations(exp):
                         variant = load_experiment(base / exp_path, [*extra, *ablation], data=data)
                         out.runs.append(_train_or_reuse(variant, cfg.runs_dir, force, progress))
+        elif isinstance(stage, RecboleStage):
+            out.runs += _recbole(stage, base, sets, cfg.runs_dir, force)
         else:
             out.reports.append(_report(stage, out.runs))
     return out
+
+
+def _recbole(
+    stage: RecboleStage, base: Path, sets: Sequence[str], runs_dir: str, force: bool
+) -> list[api.TrainedRun]:
+    from recsys.baselines.recbole_run import recbole_available, run_recbole
+
+    if not recbole_available():
+        if stage.required:
+            from recsys.baselines.recbole_run import require_recbole
+
+            require_recbole()
+        log.warning("recbole stage skipped: RecBole is not installed (it needs Python < 3.12)")
+        return []
+    runs = []
+    for model in stage.models:
+        seeds: list[int | None] = list(stage.seeds) if stage.seeds else [None]
+        for seed in seeds:
+            extra = [*stage.sets, *sets, *([f"seed={seed}"] if seed is not None else [])]
+            try:
+                path = run_recbole(
+                    base / stage.exp,
+                    model,
+                    stage.params.get(model, {}),
+                    epochs=stage.epochs,
+                    runs_dir=runs_dir,
+                    sets=extra,
+                    force=force,
+                )
+            except api.AlreadyDone as done:
+                log.info("reusing finished run %s", done.run_dir)
+                path = done.run_dir
+            runs.append(api.TrainedRun(path))
+    return runs
 
 
 def modality_ablations(exp: api.Experiment) -> list[list[str]]:

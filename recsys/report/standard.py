@@ -90,6 +90,7 @@ def build_report(
     blocks = [_results_block(results, names, metrics)]
     if tests is not None:
         blocks.append(_tests_block(tests, base))
+    blocks.append(_cost_block(methods))
     card = protocol_card([(m.name, m.runs) for m in methods], protocol, metrics, base)
     card = [row for row in card if row[0] not in ("statistics",)] + _statistics_lines(base, spec)
     cohort_blocks = (
@@ -181,6 +182,32 @@ def _results_block(results: pl.DataFrame, names: list[str], metrics: tuple[str, 
         (
             "Test metrics: mean ± half-width of the two-sided 95% t interval over model seeds "
             "(the mean alone for one seed); best mean per column in bold.",
+        ),
+    )
+
+
+def _cost_block(methods: list[Any]) -> TableBlock:
+    rows = []
+    for m in methods:
+        epochs = [float(r.results.get("epochs_run", 0)) for r in m.runs]
+        seconds = [float(r.results.get("train_seconds", 0.0)) for r in m.runs]
+        per_epoch = [s / e for s, e in zip(seconds, epochs, strict=True) if e > 0]
+        rows.append(
+            [
+                m.name,
+                f"{sum(epochs) / len(epochs):.1f}",
+                f"{sum(seconds) / len(seconds):.2f}",
+                f"{sum(per_epoch) / len(per_epoch):.3f}" if per_epoch else "—",
+                str(m.runs[0].manifest.get("device", "?")),
+            ]
+        )
+    return TableBlock(
+        "Training cost",
+        ["method", "epochs", "train s", "s / epoch", "device"],
+        rows,
+        notes=(
+            "Means over seeds. train s: training time (sampling, steps; validation excluded); "
+            "closed-form models (no epochs) report their fit time.",
         ),
     )
 
