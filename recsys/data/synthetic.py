@@ -7,17 +7,17 @@ data grow, and model quality can be measured against a known structure.
 
 **Sizes** (``N`` = ``n_interactions``, the rows written, duplicates included):
 
-* ``n_users = round(0.1 · N^0.9)``: 3,162 at 10^5, 25,119 at 10^6, 199,526 at 10^7, 372,400
+* ``n_users = round(0.1 · N^0.9)``: 3,162 at 10^5, 25,119 at 10^6, 199,526 at 10^7, 372,329
   at 2·10^7, 849,323 at 5·10^7 (about N/32 … N/59);
-* ``n_items = round(0.08 · N^0.8)``: 800, 5,048, 31,849, 54,853, 115,416 (about N/125 …
+* ``n_items = round(0.08 · N^0.8)``: 800, 5,048, 31,849, 55,452, 115,416 (about N/125 …
   N/433). Both grow sublinearly, so the mean activity (``10 · N^0.1``) and popularity
   (``12.5 · N^0.2``) grow slowly. Ids that draw no row do not appear in the file;
 * ``n_clusters = clip(round(√n_items / 4), 2, 256)``: 7, 18, 45, 59, 85.
 
-**Activity and popularity** are Zipf–Mandelbrot laws over shuffled ranks, ``w_r ∝ (r + q·n)^-s``
-with ``q = 0.05``: users ``s = user_exponent`` (2.5), items ``s = item_exponent`` (2.0). A user's
-expected rows are capped at ``max_user_share · n_items`` (0.25; the excess is spread over the
-other users).
+**Activity and popularity** are Zipf–Mandelbrot laws over shuffled ranks,
+``w_r ∝ (r + q·n)^-s`` with ``q = 0.05``: users ``s = user_exponent`` (2.5), items
+``s = item_exponent`` (2.0). A user's expected rows are capped at ``max_user_share · n_items``
+(0.25; the excess is spread over the other users).
 
 **Planted structure**: ``k = n_clusters`` unit centroids ``c ∈ R^dim`` (``dim`` = 16) with
 affinities ``S = C Cᵀ`` (``S_cc = 1``). Each user has a home cluster ``h(u)`` and each item a
@@ -34,16 +34,17 @@ cluster ``g(i)``, balanced over ``0..k-1``. One row is drawn as:
 of the rows) form label ``k``: each fringe user has 6 expected rows, 90% of them on fringe
 items (uniformly), the rest uniformly over the clusters, so fringe items get about 5.4 rows
 each. This sparse community, of mean degree just under the 5-core threshold of a random graph,
-is what iterative k-core filtering peels off layer by layer (6–8 rounds at 10^5–10^6 rows with
-``user_core = item_core = 5``), like the raw tails of real logs; the Zipf tails add users and
+is what iterative k-core filtering peels off layer by layer (8–9 rounds from 10^5 to 2·10^7 rows
+with ``user_core = item_core = 5``), like the raw tails of real logs; the Zipf tails add users and
 items with 1–2 rows.
 
-**Distinct pairs** (:func:`distinct_rows`): the ``N − round(dup_rate · N)`` drawn rows have
+**Distinct pairs**: the ``N − round(dup_rate · N)`` drawn rows have
 distinct (user, item) pairs. A pair drawn again has its item redrawn for the same user (up to
 :data:`ITEM_ROUNDS` times); rows still repeating belong to heavy users whose likely items are
 all taken, and are replaced by fresh rows of other (non-fringe) users. Heavy users therefore
-saturate below their nominal activity, as in real logs; the rows drawn in all are
-``SyntheticData.draws`` (about 4x ``N`` at 10^5, 2x at 5·10^7).
+saturate below their nominal activity, as in real logs, and the realised share of home-cluster
+rows is about 0.5 rather than 0.8; the rows drawn in all are ``SyntheticData.draws`` (4.3x
+``N`` at 10^5, 2.5x at 10^7, 2.1x at 5·10^7).
 
 **Duplicates**: ``round(dup_rate · N)`` rows (``dup_rate`` = 0.05) copy uniformly chosen rows
 (with replacement) 1 s … 30 days later, with a re-drawn rating: the file has exactly
@@ -57,11 +58,12 @@ integer seconds from 1.6·10^9 (2020-09-13) over about three years; rows are in 
 **Determinism**: one ``numpy`` PCG64 stream seeded by ``derive_seed(seed, "synthetic")``,
 consumed in fixed :data:`CHUNK`-row blocks: the same arguments give the same rows everywhere.
 
-**Cost** (2-core machine, ``benchmarks/scaling.py``): vectorised numpy, with loops only over
-blocks, clusters and rounds; about 0.8 s per 10^6 rows (40–75 s at 5·10^7, depending on the
-machine's load) and a peak of about 54 bytes per row (2.7 GB at 5·10^7). Indices are
-``int32``, ratings ``int8``, timestamps ``int64``; string ids are built only in
-:func:`to_frame` or while :func:`write_raw` streams the file (about 0.25 s per 10^6 rows).
+**Cost** (2-core machine shared with other jobs, ``benchmarks/scaling.py``): vectorised numpy,
+with loops only over blocks, clusters and rounds; 0.1 / 0.5 / 6.9 / 14.8 / 40.2 s at 10^5 /
+10^6 / 10^7 / 2·10^7 / 5·10^7 rows (about 0.7–0.8 s per 10^6 rows) with a peak of about 50
+bytes per row (2.5 GB at 5·10^7). Indices are ``int32``, ratings ``int8``, timestamps ``int64``;
+string ids are built only in :func:`to_frame` or while :func:`write_raw` streams the file
+(9 s for the 1.35 GB CSV of 5·10^7 rows).
 """
 
 from __future__ import annotations
@@ -93,9 +95,9 @@ FRINGE_HOME = 0.9
 CHUNK = 1 << 22
 """Rows drawn per block (fixed: the random stream, hence the output, depends on it)."""
 ITEM_ROUNDS = 4
-"""Rounds of :func:`distinct_rows` that redraw a repeated pair's item for the same user."""
+"""Rounds of :func:`_distinct_rows` that redraw a repeated pair's item for the same user."""
 MAX_ROUNDS = 100
-"""Rounds of :func:`distinct_rows` that add fresh rows before it gives up."""
+"""Rounds of :func:`_distinct_rows` that add fresh rows before it gives up."""
 T0 = 1_600_000_000
 """First timestamp (2020-09-13, seconds)."""
 SPAN = 3 * 365 * 86_400
@@ -120,7 +122,7 @@ class SyntheticData:
         centroids: ``(n_clusters, dim)`` float32 unit cluster vectors.
         is_noise: ``(N,)`` bool: the row's item is a noise item (duplicates copy the flag).
         is_duplicate: ``(N,)`` bool: the row is a planted copy of an earlier row.
-        draws: rows drawn in all to get distinct pairs (see :func:`distinct_rows`).
+        draws: rows drawn in all to get distinct pairs (module doc).
     """
 
     users: np.ndarray
@@ -318,7 +320,7 @@ def _new_pairs(candidates: np.ndarray, taken: np.ndarray) -> np.ndarray:
     return ok
 
 
-def distinct_rows(
+def _distinct_rows(
     n: int,
     user_p: np.ndarray,
     model: _Model,
@@ -512,7 +514,7 @@ def generate_arrays(
     )
 
     refill_p = np.where(fringe_users, 0.0, user_p)
-    codes, draws = distinct_rows(n_base, user_p, model, rng, refill_p / refill_p.sum())
+    codes, draws = _distinct_rows(n_base, user_p, model, rng, refill_p / refill_p.sum())
 
     # Time order: the distinct rows get increasing timestamps in their (random) order; each
     # duplicate comes 1 s ... MAX_DELAY after the row it copies; one stable merge sorts them.
