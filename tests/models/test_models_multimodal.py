@@ -123,7 +123,7 @@ def test_freedom_modality_bpr_is_an_aux_term(spec) -> None:  # type: ignore[no-u
 
 
 def cm3_reference(model: CM3, spec, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped-def]
-    """CM3's representations computed densely densely, straight from the method's definition."""
+    """CM3's representations computed densely, straight from the method's definition."""
     feats = [f.detach() for f in model.inputs.all_filled()]
     points = torch.stack(
         [F.normalize(lin(f), dim=-1) for lin, f in zip(model.fusion_maps, feats, strict=True)]
