@@ -27,14 +27,12 @@ Conventions:
   copied to the host with ``.to_numpy()``. LMF has no GPU implementation.
 
 ``implicit`` (and scipy) are imported inside the functions, so ``import recsys.models`` does not
-pay for them. The registry (:mod:`recsys.models`) imports this module and this module derives
-from :mod:`recsys.models.base`, so load the registry first (``import recsys.models``, or
-anything that imports it, such as :mod:`recsys.api`): importing this module first in a fresh
-interpreter meets the registry half-built and raises ``ImportError``.
+pay for them.
 """
 
 from __future__ import annotations
 
+import abc
 import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -167,7 +165,7 @@ class ImplicitLMFConfig(StrictModel):
     """Native threads (0: ``torch.get_num_threads()``)."""
 
 
-class ImplicitMF(Model):
+class ImplicitMF(Model, abc.ABC):
     """Base of the ``implicit`` wrappers: fit at construction, score by ``U V^T``.
 
     Subclasses define :meth:`make_estimator`. ``user_factors (n_users, d)`` and
@@ -206,9 +204,9 @@ class ImplicitMF(Model):
         self.register_buffer("item_factors", torch.from_numpy(items))
 
     @classmethod
+    @abc.abstractmethod
     def make_estimator(cls, cfg: Any, random_state: int) -> Any:
         """The unfitted ``implicit`` estimator for ``cfg``, seeded with ``random_state``."""
-        raise NotImplementedError
 
     def scorer(self) -> Scorer:
         return dot_scorer(self.user_factors, self.item_factors)
