@@ -159,21 +159,8 @@ class StepTimer:
     def wrap(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            self._entry(label)  # report steps in the order they start
-            frame: list[Any] = [label, time.perf_counter(), 0.0]
-            self.stack.append(frame)
-            try:
+            with self.step(label):  # steps are reported in the order they start
                 return fn(*args, **kwargs)
-            finally:
-                self.stack.pop()
-                elapsed = time.perf_counter() - frame[1]
-                entry = self._entry(label)
-                entry["seconds"] += elapsed
-                entry["exclusive"] += elapsed - frame[2]
-                entry["calls"] += 1
-                entry["peak_gb"] = max(entry["peak_gb"], rss_bytes() / GB)
-                if self.stack:
-                    self.stack[-1][2] += elapsed
 
         return timed
 

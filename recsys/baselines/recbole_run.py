@@ -193,27 +193,23 @@ def run_recbole(
     if epochs < 1:
         raise ConfigError(f"RecBole {rb_model.name}: epochs must be >= 1, got {epochs}")
     device = str(resolve_device(experiment.cfg.train.device))
-    recbole_config(  # validates the settings before anything runs
-        rb_model,
-        params,
-        train=experiment.cfg.train,
-        eval_cfg=experiment.cfg.eval,
-        seed=experiment.cfg.seed,
-        epochs=epochs,
-        device=device,
-    )
+
+    def config_for(n_items: int | None) -> dict[str, Any]:
+        return recbole_config(
+            rb_model,
+            params,
+            train=experiment.cfg.train,
+            eval_cfg=experiment.cfg.eval,
+            seed=experiment.cfg.seed,
+            epochs=epochs,
+            device=device,
+            n_items=n_items,
+        )
+
+    config_for(None)  # validates the settings before anything runs
     require_recbole()
     prepared, spec = prepare_data(experiment.cfg.data, experiment.base_dir)
-    config = recbole_config(
-        rb_model,
-        params,
-        train=experiment.cfg.train,
-        eval_cfg=experiment.cfg.eval,
-        seed=experiment.cfg.seed,
-        epochs=epochs,
-        device=device,
-        n_items=spec.n_items,
-    )
+    config = config_for(spec.n_items)
     run_dir = run_dir_for(
         run_config(experiment, rb_model, params, epochs, name), prepared.hash, runs_dir
     )

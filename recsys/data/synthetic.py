@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -623,44 +623,10 @@ def to_frame(data: SyntheticData) -> pl.DataFrame:
     return _lazy_frame(data).collect()
 
 
-def generate(
-    n_interactions: int,
-    *,
-    seed: int = 0,
-    noise: float = 0.0,
-    dup_rate: float = 0.05,
-    dim: int = 16,
-    n_users: int | None = None,
-    n_items: int | None = None,
-    n_clusters: int | None = None,
-    user_exponent: float = 2.5,
-    item_exponent: float = 2.0,
-    home_share: float = 0.8,
-    temperature: float = 0.25,
-    max_user_share: float = 0.25,
-    fringe: float = 0.3,
-    noise_items: Literal["uniform", "popularity"] = "uniform",
-) -> pl.DataFrame:
-    """Generate a raw interaction frame (see :func:`generate_arrays` and :func:`to_frame`)."""
-    return to_frame(
-        generate_arrays(
-            n_interactions,
-            seed=seed,
-            noise=noise,
-            dup_rate=dup_rate,
-            dim=dim,
-            n_users=n_users,
-            n_items=n_items,
-            n_clusters=n_clusters,
-            user_exponent=user_exponent,
-            item_exponent=item_exponent,
-            home_share=home_share,
-            temperature=temperature,
-            max_user_share=max_user_share,
-            fringe=fringe,
-            noise_items=noise_items,
-        )
-    )
+def generate(n_interactions: int, **options: Any) -> pl.DataFrame:
+    """Generate a raw interaction frame: :func:`generate_arrays` (same keyword options) then
+    :func:`to_frame`."""
+    return to_frame(generate_arrays(n_interactions, **options))
 
 
 def write_raw(data: pl.DataFrame | SyntheticData, path: str | Path, level: int = 1) -> Path:

@@ -32,7 +32,6 @@ pay for them.
 
 from __future__ import annotations
 
-import abc
 import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -165,12 +164,12 @@ class ImplicitLMFConfig(StrictModel):
     """Native threads (0: ``torch.get_num_threads()``)."""
 
 
-class ImplicitMF(Model, abc.ABC):
+class ImplicitMF(Model):
     """Base of the ``implicit`` wrappers: fit at construction, score by ``U V^T``.
 
-    Subclasses define :meth:`make_estimator`. ``user_factors (n_users, d)`` and
-    ``item_factors (n_items, d)`` are buffers, so ``state_dict``/``load_state_dict`` round-trip
-    and ``.to(device)`` moves them.
+    Subclasses name their estimators and config keys (:meth:`make_estimator`).
+    ``user_factors (n_users, d)`` and ``item_factors (n_items, d)`` are buffers, so
+    ``state_dict``/``load_state_dict`` round-trip and ``.to(device)`` moves them.
     """
 
     trainable = False
@@ -203,10 +202,23 @@ class ImplicitMF(Model, abc.ABC):
         self.register_buffer("user_factors", torch.from_numpy(users))
         self.register_buffer("item_factors", torch.from_numpy(items))
 
+    cpu_estimator: ClassVar[str]
+    """``module:Class`` of the CPU estimator."""
+    gpu_estimator: ClassVar[str | None] = None
+    """``module:Class`` of the CUDA estimator, if ``implicit`` has one."""
+    estimator_keys: ClassVar[tuple[str, ...]]
+    """Config fields passed to the estimator under the same names."""
+
     @classmethod
-    @abc.abstractmethod
     def make_estimator(cls, cfg: Any, random_state: int) -> Any:
-        """The unfitted ``implicit`` estimator for ``cfg``, seeded with ``random_state``."""
+        """The unfitted ``implicit`` estimator for ``cfg``, seeded with ``random_state``: the
+        CUDA one when :func:`cuda_usable`, else the CPU one with ``num_threads``."""
+        kwargs = {key: getattr(cfg, key) for key in cls.estimator_keys}
+        kwargs["random_state"] = random_state
+        if cls.gpu_estimator is not None and cuda_usable(getattr(cfg, "use_gpu", False)):
+            return _estimator_class(cls.gpu_estimator)(**kwargs)
+        kwargs["num_threads"] = resolve_threads(cfg.threads)
+        return _estimator_class(cls.cpu_estimator)(**kwargs)
 
     def scorer(self) -> Scorer:
         return dot_scorer(self.user_factors, self.item_factors)
@@ -220,26 +232,15 @@ class ImplicitALS(ImplicitMF):
 
     Config = ImplicitALSConfig
     label = "implicit-als"
-
-    @classmethod
-    def make_estimator(cls, cfg: ImplicitALSConfig, random_state: int) -> Any:
-        common = {
-            "factors": cfg.factors,
-            "regularization": cfg.regularization,
-            "alpha": cfg.alpha,
-            "iterations": cfg.iterations,
-            "calculate_training_loss": cfg.calculate_training_loss,
-            "random_state": random_state,
-        }
-        if cuda_usable(cfg.use_gpu):
-            import implicit.gpu.als
-
-            return implicit.gpu.als.AlternatingLeastSquares(**common)
-        import implicit.cpu.als
-
-        return implicit.cpu.als.AlternatingLeastSquares(
-            **common, num_threads=resolve_threads(cfg.threads)
-        )
+    cpu_estimator = "implicit.cpu.als:AlternatingLeastSquares"
+    gpu_estimator = "implicit.gpu.als:AlternatingLeastSquares"
+    estimator_keys = (
+        "factors",
+        "regularization",
+        "alpha",
+        "iterations",
+        "calculate_training_loss",
+    )
 
 
 class ImplicitBPR(ImplicitMF):
@@ -247,25 +248,9 @@ class ImplicitBPR(ImplicitMF):
 
     Config = ImplicitBPRConfig
     label = "implicit-bpr"
-
-    @classmethod
-    def make_estimator(cls, cfg: ImplicitBPRConfig, random_state: int) -> Any:
-        common = {
-            "factors": cfg.factors,
-            "learning_rate": cfg.learning_rate,
-            "regularization": cfg.regularization,
-            "iterations": cfg.iterations,
-            "random_state": random_state,
-        }
-        if cuda_usable(cfg.use_gpu):
-            import implicit.gpu.bpr
-
-            return implicit.gpu.bpr.BayesianPersonalizedRanking(**common)
-        import implicit.cpu.bpr
-
-        return implicit.cpu.bpr.BayesianPersonalizedRanking(
-            **common, num_threads=resolve_threads(cfg.threads)
-        )
+    cpu_estimator = "implicit.cpu.bpr:BayesianPersonalizedRanking"
+    gpu_estimator = "implicit.gpu.bpr:BayesianPersonalizedRanking"
+    estimator_keys = ("factors", "learning_rate", "regularization", "iterations")
 
 
 class ImplicitLMF(ImplicitMF):
@@ -273,20 +258,15 @@ class ImplicitLMF(ImplicitMF):
 
     Config = ImplicitLMFConfig
     label = "implicit-lmf"
+    cpu_estimator = "implicit.cpu.lmf:LogisticMatrixFactorization"
+    estimator_keys = ("factors", "learning_rate", "regularization", "iterations", "neg_prop")
 
-    @classmethod
-    def make_estimator(cls, cfg: ImplicitLMFConfig, random_state: int) -> Any:
-        import implicit.cpu.lmf
 
-        return implicit.cpu.lmf.LogisticMatrixFactorization(
-            factors=cfg.factors,
-            learning_rate=cfg.learning_rate,
-            regularization=cfg.regularization,
-            iterations=cfg.iterations,
-            neg_prop=cfg.neg_prop,
-            num_threads=resolve_threads(cfg.threads),
-            random_state=random_state,
-        )
+def _estimator_class(path: str) -> Any:
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [
