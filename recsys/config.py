@@ -99,17 +99,20 @@ def _deepcopy(obj: Any) -> Any:
     return obj
 
 
-def input_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+def input_path(
+    raw: Any, loc: tuple[int | str, ...], keep_last: bool = True
+) -> tuple[int | str, ...]:
     """``loc`` as a path through the user's input: pydantic inserts the tag of a discriminated
     union (``features.kg`` → ``features.kg.kg``), which is not a key the user wrote; such
-    elements are dropped (the last element is kept: it names the missing or unknown key)."""
+    elements are dropped. With ``keep_last`` the last element is kept even when absent from
+    the input (it names the missing or unknown key)."""
     out: list[int | str] = []
     node = raw
     for i, part in enumerate(loc):
         found, child = _child(node, part)
         if found:
             node = child
-        elif i < len(loc) - 1:
+        elif i < len(loc) - 1 or not keep_last:
             continue
         out.append(part)
     return tuple(out)
@@ -130,8 +133,9 @@ def format_validation_error(
     """One line per problem: ``source: key 'a.b': message`` (keys as written in ``raw``)."""
     lines = []
     for e in err.errors():
-        path = e["loc"] if raw is None else input_path(raw, e["loc"])
-        loc = ".".join(str(p) for p in (prefix, *path) if p != "")
+        named = e["type"] in ("extra_forbidden", "missing")  # the last element is the key
+        path = e["loc"] if raw is None else input_path(raw, e["loc"], keep_last=named)
+        loc = ".".join([prefix] * bool(prefix) + [_key_text(p) for p in path])
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key {loc!r}")
         elif e["type"] == "missing":
@@ -139,6 +143,12 @@ def format_validation_error(
         else:
             lines.append(f"{source}: key {loc!r}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
+
+
+def _key_text(part: int | str) -> str:
+    """A path element as written in TOML: a key containing a dot is quoted."""
+    text = str(part)
+    return f'"{text}"' if isinstance(part, str) and "." in text else text
 
 
 def validate(cls: type[M], raw: Mapping[str, Any], source: str, prefix: str = "") -> M:

@@ -153,8 +153,10 @@ def protocol_card(
     protocol: Mapping[str, Any],
     metrics: tuple[str, ...],
     baseline: str,
+    statistics: str | None = None,
 ) -> list[tuple[str, str]]:
-    """Data, split and evaluation protocol, each method's setup and the statistics used."""
+    """Data, split and evaluation protocol, each method's setup and the statistics used
+    (``statistics``: the report's own description; default the compare report's)."""
     records = [rec for _, runs in methods for rec in runs]
     first = records[0]
     data = first.config.get("data", {})
@@ -189,7 +191,8 @@ def protocol_card(
     card += [
         (
             "statistics",
-            f"mean ± sample std (ddof 1) over seeds; paired t-test of per-user values "
+            statistics
+            or f"mean ± sample std (ddof 1) over seeds; paired t-test of per-user values "
             f"(averaged over seeds) against {baseline} on the users both evaluated; Holm over "
             "the methods of each metric; d_z = mean difference / sd",
         ),

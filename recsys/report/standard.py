@@ -91,8 +91,9 @@ def build_report(
     if tests is not None:
         blocks.append(_tests_block(tests, base))
     blocks.append(_cost_block(methods))
-    card = protocol_card([(m.name, m.runs) for m in methods], protocol, metrics, base)
-    card = [row for row in card if row[0] not in ("statistics",)] + _statistics_lines(base, spec)
+    card = protocol_card(
+        [(m.name, m.runs) for m in methods], protocol, metrics, base, _statistics(base)
+    ) + _data_card(spec)
     cohort_blocks = (
         _cohort_blocks(groups, names)
         if isinstance(groups, Cohorts)
@@ -302,25 +303,24 @@ def _cohort_blocks(groups: Cohorts, names: list[str]) -> tuple[TableBlock, ...]:
     return users, items
 
 
-def _statistics_lines(base: str, spec: Any) -> list[tuple[str, str]]:
-    lines = []
-    if spec is not None:
-        total = spec.card.get("n_interactions")
-        lines.append(
-            (
-                "data card",
-                f"{spec.n_users} users, {spec.n_items} items; train/valid/test "
-                f"{len(spec.train)}/{len(spec.valid)}/{len(spec.test)} interactions"
-                + (f"; {total} before splitting" if total is not None else ""),
-            )
-        )
-    lines.append(
-        (
-            "statistics",
-            "mean ± 95% t interval over seeds; per-user values averaged over seeds, paired "
-            f"with {base} on the users both evaluated; t-test, Wilcoxon signed-rank (zsplit), "
-            "sign-flip permutation; Holm over all comparisons of the report, per test; "
-            "d_z = mean difference / sd",
-        )
+def _statistics(base: str) -> str:
+    return (
+        "mean ± 95% t interval over seeds; per-user values averaged over seeds, paired "
+        f"with {base} on the users both evaluated; t-test, Wilcoxon signed-rank (zsplit), "
+        "sign-flip permutation; Holm over all comparisons of the report, per test; "
+        "d_z = mean difference / sd"
     )
-    return lines
+
+
+def _data_card(spec: Any) -> list[tuple[str, str]]:
+    if spec is None:
+        return []
+    total = spec.card.get("n_interactions")
+    return [
+        (
+            "data card",
+            f"{spec.n_users} users, {spec.n_items} items; train/valid/test "
+            f"{len(spec.train)}/{len(spec.valid)}/{len(spec.test)} interactions"
+            + (f"; {total} before splitting" if total is not None else ""),
+        )
+    ]

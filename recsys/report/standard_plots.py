@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import matplotlib
@@ -13,6 +12,7 @@ import numpy as np
 
 from recsys.report.compare import Method
 from recsys.report.noise_plots import epoch_mean
+from recsys.report.plots import _png
 
 
 def metric_vs_k_png(methods: Sequence[Method], families: Sequence[str]) -> bytes:
@@ -80,11 +80,3 @@ def training_curves_png(methods: Sequence[Method], monitor: str) -> bytes | None
     if valid_ax.get_legend_handles_labels()[0]:
         valid_ax.legend(fontsize=8)
     return _png(fig)
-
-
-def _png(fig: plt.Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()

@@ -151,6 +151,7 @@ def cohorts(
     user_rows = []
     item_rows = []
     ks: set[int] = set()
+    lookup = _IdLookup.of(spec)
     for m in methods:
         frame = per_user[m.name]
         labels = activity_cohorts(user_counts, frame["user_idx"].to_numpy().astype(np.int64))
@@ -158,10 +159,10 @@ def cohorts(
         user_rows.append(table.with_columns(pl.lit(m.name).alias("method")))
         per_seed = []
         for run in m.runs:
-            users, topk = _topk_indices(run.dir, spec)
+            users, topk = lookup.topk(run.dir)
             k = topk.shape[1]
             ks.add(k)
-            csr = _test_csr(spec, users)
+            csr = lookup.test_csr(users)
             rec = item_group_recall(topk, csr, head, k)
             stats = list_stats(topk, item_counts, n_train_users, head)
             per_seed.append({"head_recall": rec["head"], "tail_recall": rec["tail"], **stats})
@@ -177,39 +178,50 @@ def cohorts(
     return Cohorts(users_frame, pl.DataFrame(item_rows), ks.pop(), int(head.sum()), spec.n_items)
 
 
-def _topk_indices(run_dir: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(user indices, users × K item indices) from ``topk_test.parquet`` (original ids)."""
-    path = run_dir / "topk_test.parquet"
-    if not path.is_file():
-        raise RecsysError(f"{run_dir}: no topk_test.parquet (the run did not save its lists)")
-    top = pl.read_parquet(path)
-    users = pl.DataFrame({"user_id": spec.user_ids.astype(str)}).with_row_index("u")
-    items = pl.DataFrame({"item_id": spec.item_ids.astype(str)}).with_row_index("i")
-    top = (
-        top.with_columns(pl.col("user_id").cast(pl.String), pl.col("item_id").cast(pl.String))
-        .join(users, on="user_id", how="left")
-        .join(items, on="item_id", how="left")
-        .sort("u", "rank")
-    )
-    if top["u"].null_count() or top["i"].null_count():
-        raise RecsysError(f"{path}: ids that are not in the run's dataset")
-    k = int(top["rank"].max())  # type: ignore[arg-type]
-    # users with fewer than K candidate items have shorter lists: left out of list statistics
-    full = top.group_by("u").len().filter(pl.col("len") == k).select("u")
-    top = top.join(full, on="u", how="semi").sort("u", "rank")
-    u = top["u"].to_numpy().astype(np.int64).reshape(-1, k)[:, 0]
-    return u, top["i"].to_numpy().astype(np.int64).reshape(-1, k)
+@dataclass(frozen=True)
+class _IdLookup:
+    """The dataset's id tables and its test pairs sorted by user, built once per report."""
 
+    users: pl.DataFrame
+    items: pl.DataFrame
+    test_users: np.ndarray
+    test_items: np.ndarray
 
-def _test_csr(spec: DataSpec, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr, indices) of the test items of ``users`` (rows in that order)."""
-    tu = spec.test.users.numpy()
-    ti = spec.test.items.numpy()
-    order = np.argsort(tu, kind="stable")
-    tu, ti = tu[order], ti[order]
-    starts = np.searchsorted(tu, users, side="left")
-    ends = np.searchsorted(tu, users, side="right")
-    lengths = ends - starts
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    idx = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
-    return indptr.astype(np.int64), ti[idx].astype(np.int64)
+    @classmethod
+    def of(cls, spec: DataSpec) -> _IdLookup:
+        tu, ti = spec.test.users.numpy(), spec.test.items.numpy()
+        order = np.argsort(tu, kind="stable")
+        return cls(
+            pl.DataFrame({"user_id": spec.user_ids.astype(str)}).with_row_index("u"),
+            pl.DataFrame({"item_id": spec.item_ids.astype(str)}).with_row_index("i"),
+            tu[order],
+            ti[order],
+        )
+
+    def topk(self, run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        """(user indices, users × K item indices) from ``topk_test.parquet`` (original ids);
+        users with fewer than K candidate items (shorter lists) are left out."""
+        path = run_dir / "topk_test.parquet"
+        if not path.is_file():
+            raise RecsysError(f"{run_dir}: no topk_test.parquet (the run did not save its lists)")
+        top = (
+            pl.read_parquet(path)
+            .with_columns(pl.col("user_id").cast(pl.String), pl.col("item_id").cast(pl.String))
+            .join(self.users, on="user_id", how="left")
+            .join(self.items, on="item_id", how="left")
+        )
+        if top["u"].null_count() or top["i"].null_count():
+            raise RecsysError(f"{path}: ids that are not in the run's dataset")
+        k = int(top["rank"].max())  # type: ignore[arg-type]
+        full = top.group_by("u").len().filter(pl.col("len") == k).select("u")
+        top = top.join(full, on="u", how="semi").sort("u", "rank")
+        u = top["u"].to_numpy().astype(np.int64).reshape(-1, k)[:, 0]
+        return u, top["i"].to_numpy().astype(np.int64).reshape(-1, k)
+
+    def test_csr(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (indptr, indices) of the test items of ``users`` (rows in that order)."""
+        starts = np.searchsorted(self.test_users, users, side="left")
+        lengths = np.searchsorted(self.test_users, users, side="right") - starts
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        idx = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return indptr.astype(np.int64), self.test_items[idx].astype(np.int64)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import optuna
 
 console = Console()
 
@@ -82,11 +85,9 @@ def quiet_epochs() -> None:
         loop_log.setLevel(logging.WARNING)
 
 
-def _print_study(study: object) -> None:
-    import optuna
+def _print_study(study: optuna.Study) -> None:
     from optuna.trial import TrialState
 
-    assert isinstance(study, optuna.Study)
     trials = study.get_trials(deepcopy=False)
     states = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     console.print(", ".join(f"{n} {s}" for s, n in states.items() if n) or "no trials")

@@ -4,7 +4,6 @@ optimisation history, parameter importances and, for two objectives, the Pareto 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,11 @@ import matplotlib.pyplot as plt
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from recsys.errors import RecsysError
 from recsys.report.build import ReportPaths
 from recsys.report.compare import Appendix
 from recsys.report.denoise_render import TableBlock
+from recsys.report.plots import _png
 from recsys.report.standard import build_report
 from recsys.tune.config import space_summary
 from recsys.tune.context import TuneContext
@@ -45,11 +46,14 @@ def study_appendix_for(conf: Path, url: str | None, runs_dir: Path) -> Appendix:
     as a report appendix, with its best trial (or best Pareto point) as the chosen one."""
     from recsys.tune.context import load_context
     from recsys.tune.retrain import choose_trial
-    from recsys.tune.storage import default_url
+    from recsys.tune.storage import default_url, open_storage
     from recsys.tune.study import open_study
 
     ctx = load_context(conf, [], runs_dir)
     url = url or default_url(runs_dir, ctx.cfg.name)
+    storage = open_storage(url, ctx.cfg.heartbeat_seconds)
+    if ctx.cfg.name not in optuna.get_all_study_names(storage):
+        raise RecsysError(f"{conf}: no study {ctx.cfg.name!r} in {shown(url)} (run recsys tune)")
     study = open_study(ctx, url)
     return study_appendix(ctx, study, url, choose_trial(study))
 
@@ -249,11 +253,3 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
-
-
-def _png(fig: plt.Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()

@@ -213,6 +213,9 @@ def test_cli_tune_end_to_end_and_bad_input(tmp_path: Path) -> None:
     assert rep.returncode == 0, rep.stderr
     page = (tmp_path / "rep2" / "report.md").read_text()
     assert "## Tuning study" in page and "Paired per-user tests against t-mf-best" in page
+    never = write_tune(tmp_path / "never.toml", name="t-mf-never")
+    other = _recsys("report", *retrained, "--study", str(never), "--out", "rep3", cwd=tmp_path)
+    assert other.returncode == 2 and "no study 't-mf-never'" in other.stderr, other.stderr
     url = "postgresql+psycopg2://u:pw@127.0.0.1:1/x"
     bad = _recsys("tune", str(conf), "--storage", url, cwd=tmp_path)
     assert bad.returncode == 2 and "cannot open tuning storage" in bad.stderr

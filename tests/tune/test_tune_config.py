@@ -135,3 +135,11 @@ def test_unreachable_storage_is_a_clear_error(url: str, message: str) -> None:
     with pytest.raises(RecsysError, match=message) as info:
         open_storage(url, 5)
     assert "secret" not in str(info.value)
+
+
+def test_value_errors_name_the_parameter_as_written(tmp_path: Path) -> None:
+    """A validator error of a tagged union member names the key, not the tag."""
+    params = _param("train.lr", 'type = "float"\nlow = 0.2\nhigh = 0.1')
+    with pytest.raises(ConfigError) as info:
+        load_tune_config(write_tune(tmp_path / "t.toml", params=params))
+    assert "key 'params.\"train.lr\"': Value error, empty range" in str(info.value)
