@@ -10,10 +10,10 @@ included). The parent watches every child's RSS and kills it when it passes ``--
 * **generate**: :func:`~recsys.data.synthetic.generate_arrays` + :func:`write_raw` (reported
   apart; skipped when the file is already in ``--work``).
 * **pipeline**: ``prepare`` of the CSV (hash the input for the cache key, read + validate,
-  dedup ``last``, 5-core, random 80/10/10 split, id maps, Parquet artifacts; forced, never a
-  cache hit), then ``load_spec`` and ``build_graph`` (normalised adjacency). The functions of
-  ``recsys.data`` are wrapped with timers, so the time and peak RSS of each step are reported
-  (inclusive and exclusive of the wrapped steps inside it).
+  integer codes of the ids, dedup ``last``, 5-core, random 80/10/10 split, id maps, Parquet
+  artifacts; forced, never a cache hit), then ``load_spec`` and ``build_graph`` (normalised
+  adjacency). The functions of ``recsys.data`` are wrapped with timers, so the time and peak
+  RSS of each step are reported (inclusive and exclusive of the wrapped steps inside it).
 * **train**: LightGCN (dim 64, 3 layers, BPR, Adam, batch 2048, one uniform negative) through
   ``recsys.train.loop.fit`` with batches drawn before the fit and replayed one per loop
   "epoch", so the loop's history times every step: ``--warmup`` steps, then ``--steps`` timed
@@ -26,21 +26,17 @@ included). The parent watches every child's RSS and kills it when it passes ``--
   users would take more than ``--eval-budget`` seconds, a seeded random subset that fits the
   budget is evaluated and the time extrapolated linearly (marked ``*``).
 
-* **codes** (optional, all sizes): a prototype of the fix proposed in the report, not the
-  library's pipeline: the real reader, then the same rules on integer codes of the ids
-  (:func:`child_codes`); its row counts are compared with ``prepare``'s.
-
 Children run with ``POLARS_MAX_THREADS = --threads``, ``torch.set_num_threads(--threads)`` and
 ``OMP_WAIT_POLICY=PASSIVE`` (``--omp-wait``): on a machine shared with other jobs, OpenMP's
 default spinning waits make every parallel region wait for a descheduled thread; at a load
 average of 3-4 on 2 cores that measured 100x slower LightGCN steps at 10^5 rows, 12x at 10^6
 and 1.4x at 10^7.
 
-``--pipeline-only`` sizes run generate + pipeline (+ codes) only; ``--stages`` re-runs some
-stages and keeps the stored results of the others (generate runs when the raw file is
-missing). Results are kept in ``<work>/results.json`` (``--report-only`` redraws the report
-from it). The report (``--out``) keeps whatever follows its ``<!-- notes -->`` line; the plot
-goes next to it (``.png``).
+``--pipeline-only`` sizes run generate + pipeline only; ``--stages`` re-runs some stages and
+keeps the stored results of the others (generate runs when the raw file is missing). Results
+are kept in ``<work>/results.json`` (``--report-only`` redraws the report from it). The report
+(``--out``) keeps whatever follows its ``<!-- notes -->`` line; the plot goes next to it
+(``.png``).
 
 Usage::
 
@@ -89,22 +85,25 @@ GRAPH = "build_graph (normalised adjacency)"
 # function imported into several modules is wrapped under each name with the same label.
 STEPS = [
     ("recsys.data.prepare", "cache_key", "hash input (cache key)"),
-    ("recsys.data.prepare", "build", "build in memory (exclusive: id-map joins, per-split sorts)"),
+    ("recsys.data.prepare", "build", "build in memory (exclusive: split stats, noise, card)"),
     ("recsys.data.prepare", "_read", "read"),
     ("recsys.data.sources", "read_delimited", "read_delimited (bytes -> string frame)"),
     ("recsys.data.sources", "read_bytes", "read bytes"),
     ("recsys.data.sources", "_field_check", "field-count check (numpy)"),
     ("recsys.data.sources", "standardise", "standardise (strip, cast, validate)"),
     ("recsys.data.prepare", "with_rows", "row numbers"),
+    ("recsys.data.prepare", "encode_ids", "integer codes of the ids (Enum)"),
     ("recsys.data.prepare", "clean", "clean (dedup + threshold + k-core)"),
-    ("recsys.data.clean", "kcore", "k-core"),
-    ("recsys.data.clean", "frame_stats", "frame stats (n_unique of string ids)"),
-    ("recsys.data.prepare", "frame_stats", "frame stats (n_unique of string ids)"),
+    ("recsys.data.clean", "dedup", "dedup (one sort by pair code, time, row)"),
+    ("recsys.data.clean", "kcore", "k-core (bincount rounds)"),
+    ("recsys.data.clean", "frame_stats", "frame stats (bincount of id codes)"),
+    ("recsys.data.prepare", "frame_stats", "frame stats (bincount of id codes)"),
     ("recsys.data.prepare", "assign_split", "split (random 80/10/10)"),
     ("recsys.data.prepare", "drop_repeats", "drop repeats"),
     ("recsys.data.prepare", "check_leakage", "leakage check"),
-    ("recsys.data.prepare", "sorted_ids", "id maps (sorted ids)"),
+    ("recsys.data.prepare", "_index", "id maps + drop cold valid/test rows"),
     ("recsys.data.prepare", "label_natural", "noise labels"),
+    ("recsys.data.prepare", "_split_frames", "per-split frames (sort by user, row) + stats"),
 ]
 
 
@@ -290,144 +289,6 @@ def child_pipeline(n: int, work: Path) -> dict[str, Any]:
     }
 
 
-def _codes(ids: Any) -> tuple[Any, Any]:
-    """``(codes, names)``: dense int64 codes of a string Series and the string of each code."""
-    import numpy as np
-    import polars as pl
-
-    phys = ids.cast(pl.Categorical).to_physical()
-    table = pl.DataFrame({"c": phys, "s": ids}).unique("c", keep="any").sort("c")
-    lookup = np.full(int(phys.max()) + 1, -1, dtype=np.int64)
-    lookup[table.get_column("c").to_numpy()] = np.arange(table.height)
-    return lookup[phys.to_numpy()], table.get_column("s")
-
-
-def child_codes(n: int, work: Path) -> dict[str, Any]:
-    """Prototype of the proposed fix, NOT the library's pipeline: the same rules for this
-    config (read + validate with the real reader, dedup ``last``, 5-core, per-user random
-    80/10/10 with the same rounding rule, id maps sorted by original id, Parquet artifacts,
-    ``build_graph``) but on integer codes of the ids, taken once after reading. Its row counts
-    must equal ``prepare``'s (the split's permutation differs, the per-user counts do not)."""
-    import numpy as np
-    import polars as pl
-
-    from recsys.data.config import SourceConfig
-    from recsys.data.graph import build_graph
-    from recsys.data.sources import read_file, with_rows
-    from recsys.types import Interactions
-
-    timer = StepTimer()
-    timer.start()
-    t_all = time.perf_counter()
-    with timer.step("read + validate (recsys.data.sources.read_file)"):
-        df = with_rows([read_file(raw_path(work, n), SourceConfig(format="csv"))])
-    with timer.step("integer codes of the ids (Categorical)"):
-        u, unames = _codes(df.get_column("user_id"))
-        i, inames = _codes(df.get_column("item_id"))
-        rating = df.get_column("rating").to_numpy()
-        ts = df.get_column("timestamp").to_numpy()
-        n_read = df.height
-        del df
-    with timer.step("dedup last (sort by pair, time; row order breaks ties)"):
-        key = u * len(inames) + i
-        order = (
-            pl.DataFrame({"k": key, "t": ts})
-            .select(pl.arg_sort_by(["k", "t"], maintain_order=True))
-            .to_series()
-            .to_numpy()
-        )
-        sorted_key = key[order]
-        last = np.ones(order.size, dtype=bool)
-        last[:-1] = sorted_key[1:] != sorted_key[:-1]
-        rows = np.sort(order[last])
-        u, i, rating, ts = u[rows], i[rows], rating[rows], ts[rows]
-        n_dedup = rows.size
-    rounds = 0
-    with timer.step("5-core (bincount rounds)"):
-        while True:
-            cu = np.bincount(u, minlength=len(unames))
-            ci = np.bincount(i, minlength=len(inames))
-            keep = (cu[u] >= 5) & (ci[i] >= 5)
-            if keep.all():
-                break
-            u, i, rating, ts = u[keep], i[keep], rating[keep], ts[keep]
-            rounds += 1
-    with timer.step("random split (argsort by user, random key)"):
-        m = u.size
-        rand = np.random.default_rng(0).permutation(m)
-        order = np.argsort(u * m + rand)
-        counts = np.bincount(u, minlength=len(unames))
-        start = np.cumsum(counts) - counts
-        pos = np.empty(m, dtype=np.int64)
-        pos[order] = np.arange(m) - start[u[order]]
-        eps = 1e-9
-        nv0 = np.floor(counts * 0.1 + eps)
-        nt0 = np.floor(counts * 0.1 + eps)
-        n0 = counts - nv0 - nt0
-        share = counts * 0.1
-        small = (share > 0) & (share + eps < 1)
-        n1 = n0 - ((n0 > 1) & small)
-        bump_v = (n1 > 1) & small
-        n_train, n_valid = n1 - bump_v, nv0 + bump_v
-        split = np.where(pos < n_train[u], 0, np.where(pos < (n_train + n_valid)[u], 1, 2))
-    with timer.step("id maps + drop cold valid/test rows"):
-        tr = split == 0
-        items_in_train = np.bincount(i[tr], minlength=len(inames)) > 0
-        keep = tr | items_in_train[i]
-        u, i, split, rating, ts = u[keep], i[keep], split[keep], rating[keep], ts[keep]
-        users_in_train = np.flatnonzero(np.bincount(u[split == 0], minlength=len(unames)))
-        uorder = users_in_train[np.argsort(unames.gather(users_in_train).to_numpy())]
-        iorder = np.flatnonzero(items_in_train)
-        iorder = iorder[np.argsort(inames.gather(iorder).to_numpy())]
-        umap = np.full(len(unames), -1, dtype=np.int32)
-        umap[uorder] = np.arange(uorder.size, dtype=np.int32)
-        imap = np.full(len(inames), -1, dtype=np.int32)
-        imap[iorder] = np.arange(iorder.size, dtype=np.int32)
-        uidx, iidx = umap[u], imap[i]
-    sizes = {}
-    with timer.step("write Parquet artifacts"):
-        out = work / f"codes-{n}"
-        out.mkdir(exist_ok=True)
-        for code, name in enumerate(("train", "valid", "test")):
-            sel = split == code
-            order = np.argsort(uidx[sel], kind="stable")
-            frame = pl.DataFrame(
-                {
-                    "user_idx": uidx[sel][order],
-                    "item_idx": iidx[sel][order],
-                    "rating": rating[sel][order],
-                    "timestamp": ts[sel][order],
-                }
-            )
-            frame.write_parquet(out / f"{name}.parquet")
-            sizes[name] = frame.height
-        pl.DataFrame({"user_idx": np.arange(uorder.size), "user_id": unames.gather(uorder)})\
-            .write_parquet(out / "users.parquet")  # fmt: skip
-        pl.DataFrame({"item_idx": np.arange(iorder.size), "item_id": inames.gather(iorder)})\
-            .write_parquet(out / "items.parquet")  # fmt: skip
-    import torch
-
-    with timer.step("build_graph (normalised adjacency)"):
-        tr = split == 0
-        train = Interactions(torch.from_numpy(uidx[tr].astype(np.int64)),
-                             torch.from_numpy(iidx[tr].astype(np.int64)))  # fmt: skip
-        graph = build_graph(train, uorder.size, iorder.size)
-    total = time.perf_counter() - t_all
-    timer.stop()
-    return {
-        "pipeline_s": total,
-        "steps": timer.stats,
-        "read_rows": n_read,
-        "dedup_rows": int(n_dedup),
-        "kcore_rows": int(m),
-        "kcore_rounds": rounds,
-        "users": int(uorder.size),
-        "items": int(iorder.size),
-        **sizes,
-        "edges": graph.n_edges,
-    }
-
-
 def _spec(work: Path, n: int) -> Any:
     from recsys.data.prepare import load_spec, prepare
 
@@ -569,8 +430,6 @@ def child_main(args: argparse.Namespace) -> None:
         out = child_pipeline(n, work)
     elif stage == "train":
         out = child_train(n, work, args)
-    elif stage == "codes":
-        out = child_codes(n, work)
     else:
         out = child_eval(n, work, args)
     out["peak_gb"] = peak_rss_bytes() / GB
@@ -673,9 +532,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         "other jobs, so single runs carry their load (each stage ran once).",
         "",
         "Data: `recsys.data.synthetic.generate_arrays(N, seed=0)` written as CSV (string ids,",
-        "5% duplicate rows). Pipeline: `prepare` (hash input, read + validate, dedup, 5-core,",
-        "random 80/10/10, id maps, Parquet) + `load_spec` + `build_graph`. Peak = the stage's",
-        "process high-water RSS (`ru_maxrss`, interpreter and imports included).",
+        "5% duplicate rows). Pipeline: `prepare` (hash input, read + validate, integer id codes,",
+        "dedup, 5-core, random 80/10/10, id maps, Parquet) + `load_spec` + `build_graph`. Peak =",
+        "the stage's process high-water RSS (`ru_maxrss`, interpreter and imports included).",
         "",
         "| N raw | users | items | rows after 5-core (rounds) | generate s (write s) | "
         "pipeline s | pipeline peak GB | LightGCN ms/step (steps) | epoch s (steps/epoch) | "
@@ -783,48 +642,6 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                 f"| {label} | {int(s['calls'])} | {s['seconds']:.2f} | {s['exclusive']:.2f} | "
                 f"{100 * s['exclusive'] / p['pipeline_s']:.0f}% | {s['peak_gb']:.2f} |"
             )
-    proto = [k for k in sizes if "steps" in (results["sizes"][k].get("codes") or {})]
-    if proto:
-        lines += [
-            "",
-            "### Prototype of the fix: the same rules on integer codes (benchmark-only code)",
-            "",
-            "`--stages codes` (`child_codes`): the real reader (`recsys.data.sources.read_file`),",
-            "then integer codes of the ids once, dedup `last`, 5-core, per-user random 80/10/10",
-            "with the same rounding rule, id maps sorted by original id, Parquet artifacts and",
-            "`build_graph`, all on int64/int32 arrays. `same counts`: rows after dedup and k-core,",
-            "rounds, users, items, train/valid/test sizes and graph edges all equal `prepare`'s.",
-            "",
-            "| N raw | prototype s | prototype peak GB | library s | library peak GB | "
-            "same counts |",
-            "|---|---|---|---|---|---|",
-        ]
-        fields = ["dedup_rows", "kcore_rows", "kcore_rounds", "users", "items", "train"]
-        fields += ["valid", "test", "edges"]
-        for key in proto:
-            c, p = results["sizes"][key]["codes"], results["sizes"][key].get("pipeline") or {}
-            same = all(c.get(f) == p.get(f) for f in fields)
-            lines.append(
-                f"| {int(key):,} | {c['pipeline_s']:.1f} | {c['peak_gb']:.2f} | "
-                f"{fmt(p.get('pipeline_s'))} | {fmt(p.get('peak_gb'), '.2f')} | "
-                f"{'yes' if same else 'NO'} |"
-            )
-        big = [k for k in proto if int(k) >= BREAKDOWN_MIN]
-        if big:
-            names = list(results["sizes"][big[0]]["codes"]["steps"])
-            lines += [
-                "",
-                "Prototype steps, seconds (peak GB):",
-                "",
-                "| step | " + " | ".join(f"N = {int(k):,}" for k in big) + " |",
-                "|---|" + "---|" * len(big),
-            ]
-            for name in names:
-                cells = []
-                for k in big:
-                    st = results["sizes"][k]["codes"]["steps"].get(name)
-                    cells.append(f"{st['seconds']:.1f} ({st['peak_gb']:.2f})" if st else "–")
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
     goal = results["sizes"].get(str(GOAL_N), {}).get("pipeline")
     if goal and "pipeline_s" in goal:
         ok_t, ok_m = goal["pipeline_s"] <= GOAL_SECONDS, goal["peak_gb"] <= GOAL_GB
@@ -863,12 +680,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ("train", "step_s", "LightGCN step (s)"),
         ("train", "epoch_s", "LightGCN epoch, extrapolated (s)"),
         ("eval", "eval_s", "full-ranking eval, test users (s)"),
-        ("codes", "pipeline_s", "pipeline prototype on integer codes (s)"),
     ]:
         xs, ys = series(stage, field)
         if xs:
-            style = "--" if stage == "codes" else "-"
-            ax_t.plot(xs, ys, style, marker="o", label=label)
+            ax_t.plot(xs, ys, marker="o", label=label)
     ax_t.axhline(GOAL_SECONDS, color="grey", linestyle=":", linewidth=1)
     ax_t.axvline(GOAL_N, color="grey", linestyle=":", linewidth=1)
     ax_t.set(xscale="log", yscale="log", xlabel="raw interactions N", ylabel="seconds")
@@ -879,12 +694,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ("pipeline", "pipeline"),
         ("train", "LightGCN training"),
         ("eval", "evaluation"),
-        ("codes", "pipeline prototype on integer codes"),
     ]:
         xs, ys = series(stage, "peak_gb")
         if xs:
-            style = "--" if stage == "codes" else "-"
-            ax_m.plot(xs, ys, style, marker="o", label=label)
+            ax_m.plot(xs, ys, marker="o", label=label)
     ax_m.axhline(GOAL_GB, color="grey", linestyle=":", linewidth=1)
     ax_m.axvline(GOAL_N, color="grey", linestyle=":", linewidth=1)
     ax_m.set(xscale="log", yscale="log", xlabel="raw interactions N", ylabel="peak RSS (GB)")
@@ -933,7 +746,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--stages",
-        default="generate,pipeline,train,eval,codes",
+        default="generate,pipeline,train,eval",
         help="stages to (re)run; results of the others are kept",
     )
     parser.add_argument("--report-only", action="store_true")
@@ -957,9 +770,9 @@ def main(argv: list[str] | None = None) -> None:
         for n in sorted(set(full) | set(pipe_only)):
             entry = results["sizes"].setdefault(str(n), {})
             wanted = args.stages.split(",")
-            stages = [s for s in ("pipeline", "train", "eval", "codes") if s in wanted]
+            stages = [s for s in ("pipeline", "train", "eval") if s in wanted]
             if n not in full:
-                stages = [s for s in stages if s in ("pipeline", "codes")]
+                stages = [s for s in stages if s == "pipeline"]
             if not raw_path(work, n).is_file() or "generate" not in entry:
                 stages.insert(0, "generate")
             for stage in stages:

@@ -10,12 +10,18 @@ Rules (also stated in the data card):
 * **k-core**: repeat rounds until nothing changes; each round keeps the rows whose user has at
   least ``user_core`` rows and whose item has at least ``item_core`` rows, both counted on the
   frame at the start of the round. Rows (not distinct pairs) are counted.
+
+Every step works on integer codes of the ids (:func:`id_codes`): equal ids have equal codes,
+so counts, pairs and groups are those of the ids themselves. :func:`recsys.data.prepare.build`
+encodes the ids once after reading (``Enum`` columns, whose codes are free); any other id
+column (strings, integers) is ranked first.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from recsys.data.config import CleanConfig
@@ -23,17 +29,64 @@ from recsys.data.sources import ITEM, RATING, ROW, SPLIT, TS, USER
 from recsys.errors import DataError
 
 
-def frame_stats(df: pl.DataFrame, step: str, **extra: Any) -> dict[str, Any]:
-    """``{step, rows, users, items, density}`` of a standard frame (density = rows / (U·I))."""
-    rows, users, items = df.select(pl.len(), pl.col(USER).n_unique(), pl.col(ITEM).n_unique()).row(
-        0
-    )
+def id_codes(ids: pl.Series) -> np.ndarray:
+    """Non-negative integer codes of an id column: equal ids ↔ equal codes.
+
+    ``Enum`` columns give their physical codes (no work; they sort like the ids for the columns
+    of :func:`recsys.data.prepare.encode_ids`); other dtypes are ranked (dense, 0-based).
+    """
+    codes = ids.to_physical() if isinstance(ids.dtype, pl.Enum) else ids.rank("dense") - 1
+    return codes.to_numpy()
+
+
+def n_distinct(codes: np.ndarray) -> int:
+    """The number of distinct values of non-negative integer codes (by ``bincount``)."""
+    return int(np.count_nonzero(np.bincount(codes)))
+
+
+def pair_codes(df: pl.DataFrame, by_split: bool = False) -> np.ndarray:
+    """One Int64 code per (user, item) (and split when ``by_split``): ``u·I + i`` (``·3 + s``)."""
+    users = id_codes(df.get_column(USER)).astype(np.int64)
+    items = id_codes(df.get_column(ITEM)).astype(np.int64)
+    key = users * (int(items.max(initial=0)) + 1) + items
+    if by_split:
+        key = key * 3 + df.get_column(SPLIT).to_numpy()
+    return key
+
+
+def step_stats(step: str, rows: int, users: int, items: int, **extra: Any) -> dict[str, Any]:
+    """``{step, rows, users, items, density}`` with density = rows / (users · items)."""
     density = rows / (users * items) if users and items else 0.0
     return {"step": step, "rows": rows, "users": users, "items": items, "density": density, **extra}
 
 
+def code_stats(step: str, users: np.ndarray, items: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """:func:`step_stats` of rows given by their user and item codes (non-negative ints)."""
+    return step_stats(step, int(users.size), n_distinct(users), n_distinct(items), **extra)
+
+
+def frame_stats(df: pl.DataFrame, step: str, **extra: Any) -> dict[str, Any]:
+    """``{step, rows, users, items, density}`` of a standard frame (density = rows / (U·I))."""
+    return code_stats(step, id_codes(df.get_column(USER)), id_codes(df.get_column(ITEM)), **extra)
+
+
+def in_row_order(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` sorted by ``_row`` (as it is when already in input order: no sort)."""
+    return df if df.get_column(ROW).is_sorted() else df.sort(ROW)
+
+
+def keep_mask(n: int, rows: np.ndarray) -> np.ndarray:
+    """A Boolean mask of length ``n`` that is True at the positions ``rows``."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
 def dedup(lf: pl.LazyFrame, policy: str, by_split: bool = False) -> pl.LazyFrame:
     """Drop duplicate (user, item) rows, keeping the earliest or latest (see module doc).
+
+    One sort of the rows by (pair code, timestamp with nulls first, ``_row``); the first
+    (``first``) or last (``last``) row of each pair is kept; the rows stay in input order.
 
     Args:
         lf: a standard frame with ``_row``.
@@ -42,12 +95,20 @@ def dedup(lf: pl.LazyFrame, policy: str, by_split: bool = False) -> pl.LazyFrame
     """
     if policy == "none":
         return lf
-    keys = [USER, ITEM, SPLIT] if by_split else [USER, ITEM]
-    return (
-        lf.sort([TS, ROW], nulls_last=False)
-        .unique(subset=keys, keep="first" if policy == "first" else "last", maintain_order=True)
-        .sort(ROW)
+    df = lf.collect()
+    if df.height == 0:
+        return df.lazy()
+    key = pair_codes(df, by_split)
+    order = (
+        df.select(pl.Series("_key", key), TS, ROW)
+        .select(pl.arg_sort_by("_key", TS, ROW))
+        .to_series()
+        .to_numpy()
     )
+    sorted_key = key[order]
+    change = sorted_key[1:] != sorted_key[:-1]
+    ends = np.concatenate(([True], change) if policy == "first" else (change, [True]))
+    return in_row_order(df.filter(keep_mask(df.height, order[ends]))).lazy()
 
 
 def threshold(lf: pl.LazyFrame, min_rating: float | None) -> pl.LazyFrame:
@@ -60,19 +121,29 @@ def threshold(lf: pl.LazyFrame, min_rating: float | None) -> pl.LazyFrame:
 def kcore(
     df: pl.DataFrame, user_core: int, item_core: int
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    """Iterative k-core (each round vectorised); returns the frame and per-round statistics."""
+    """Iterative k-core on id codes (``bincount`` per round); the frame and per-round stats.
+
+    Each round's statistics come from the counts the next round starts from.
+    """
     rounds: list[dict[str, Any]] = []
     if user_core <= 1 and item_core <= 1:
         return df, rounds
+    users, items = id_codes(df.get_column(USER)), id_codes(df.get_column(ITEM))
+    rows = np.arange(df.height)
+    per_user, per_item = np.bincount(users), np.bincount(items)
     while True:
-        keep = (pl.len().over(USER) >= user_core) & (pl.len().over(ITEM) >= item_core)
-        new = df.filter(keep)
-        if new.height == df.height:
-            return df, rounds
-        df = new
-        rounds.append(frame_stats(df, f"k-core round {len(rounds) + 1}"))
-        if df.height == 0:
-            return df, rounds
+        keep = (per_user[users] >= user_core) & (per_item[items] >= item_core)
+        if keep.all():
+            break
+        users, items, rows = users[keep], items[keep], rows[keep]
+        per_user = np.bincount(users, minlength=per_user.size)
+        per_item = np.bincount(items, minlength=per_item.size)
+        step = f"k-core round {len(rounds) + 1}"
+        n_users, n_items = int(np.count_nonzero(per_user)), int(np.count_nonzero(per_item))
+        rounds.append(step_stats(step, int(rows.size), n_users, n_items))
+        if rows.size == 0:
+            break
+    return (df.filter(keep_mask(df.height, rows)) if rounds else df), rounds
 
 
 def clean(

@@ -43,14 +43,20 @@ import torch
 from recsys import atomic
 from recsys.config import dump
 from recsys.data import builtin, lightgcn_lists
-from recsys.data.clean import clean, frame_stats
+from recsys.data.clean import (
+    clean,
+    code_stats,
+    frame_stats,
+    id_codes,
+    in_row_order,
+    n_distinct,
+)
 from recsys.data.config import DataConfig
 from recsys.data.noise import NOISE, inject, label_natural
 from recsys.data.noise import active as noise_active
 from recsys.data.sources import (
     ITEM,
     RATING,
-    ROW,
     SPLIT,
     TS,
     USER,
@@ -164,6 +170,7 @@ def cache_key(cfg: DataConfig, inputs: Inputs) -> tuple[str, list[dict[str, str]
     config = dump(cfg)
     config.pop("cache_dir", None)
     config.pop("features", None)  # cached separately (recsys.data.features)
+    config.pop("multitask", None)  # cached separately (recsys.data.multitask)
     key = hash_obj(
         {
             "format_version": FORMAT_VERSION,
@@ -177,13 +184,28 @@ def cache_key(cfg: DataConfig, inputs: Inputs) -> tuple[str, list[dict[str, str]
     return key, records
 
 
+def _id_order(uniq: pl.Series) -> pl.Series:
+    """The order of distinct ids: numerical when all are integers, else lexicographic."""
+    as_int = uniq.cast(pl.Int64, strict=False)
+    return as_int.arg_sort() if as_int.null_count() == 0 else uniq.arg_sort()
+
+
 def sorted_ids(ids: pl.Series) -> pl.Series:
     """Distinct ids, numerically sorted when all are integers, else lexicographically."""
     uniq = ids.unique()
-    as_int = uniq.cast(pl.Int64, strict=False)
-    if as_int.null_count() == 0:
-        return uniq.gather(as_int.arg_sort())
-    return uniq.sort()
+    return uniq.gather(_id_order(uniq))
+
+
+def encode_ids(df: pl.DataFrame) -> pl.DataFrame:
+    """Replace the ``user_id`` / ``item_id`` strings by ``Enum`` columns (done once, after reading).
+
+    The categories are the distinct ids in lexicographic order, so the physical codes
+    (:func:`recsys.data.clean.id_codes`) are dense integers whose order is the ids' order: every
+    later step groups, joins and sorts integers, and messages still show the original ids.
+    """
+    return df.with_columns(
+        pl.col(c).cast(pl.Enum(df.get_column(c).unique().sort())) for c in (USER, ITEM)
+    )
 
 
 def _read(cfg: DataConfig, inputs: Inputs) -> tuple[pl.DataFrame, dict[int, str]]:
@@ -218,8 +240,10 @@ def _read(cfg: DataConfig, inputs: Inputs) -> tuple[pl.DataFrame, dict[int, str]
 
 
 def _split_stats(df: pl.DataFrame, prefix: str) -> list[dict[str, Any]]:
+    users, items = id_codes(df.get_column(USER)), id_codes(df.get_column(ITEM))
+    splits = df.get_column(SPLIT).to_numpy()
     return [
-        frame_stats(df.filter(pl.col(SPLIT) == code), f"{prefix} {name}")
+        code_stats(f"{prefix} {name}", users[splits == code], items[splits == code])
         for code, name in SPLIT_NAMES.items()
     ]
 
@@ -230,21 +254,23 @@ class _Built:
     card: dict[str, Any]
 
 
-def build(cfg: DataConfig, inputs: Inputs) -> _Built:
-    """Read, clean, split, check and index a dataset in memory (nothing is written).
+@dataclass(frozen=True)
+class _Split:
+    """A cleaned and split frame with the statistics and drop counts of getting there."""
 
-    Raises:
-        DataError: bad input, an empty result, leakage or a given-split overlap.
-        ConfigError: invalid split settings.
-    """
-    label = inputs.label
-    t0 = time.perf_counter()
-    df, names = _read(cfg, inputs)
-    if df.height == 0:
-        raise DataError(f"{label}: no interactions")
-    steps = [frame_stats(df, "read")]
+    df: pl.DataFrame
+    steps: list[dict[str, Any]]
+    dropped: dict[str, int]
+    cleaned: bool
+
+
+def _clean_and_split(
+    df: pl.DataFrame, cfg: DataConfig, names: dict[int, str], label: str
+) -> _Split:
+    """Clean (unless a pre-split source keeps its splits as given), split and check leakage."""
     presplit = cfg.split.method in PRESPLIT
     cleaned = not presplit or cfg.clean.apply_to_given
+    steps: list[dict[str, Any]] = []
     dropped: dict[str, int] = {}
     n0 = df.height
     if presplit:
@@ -256,47 +282,129 @@ def build(cfg: DataConfig, inputs: Inputs) -> _Built:
     else:
         steps.append(frame_stats(df, "clean (not applied to given splits)"))
     if presplit:
-        if df.filter(pl.col(SPLIT) == VALID).height == 0:
+        if not (df.get_column(SPLIT) == VALID).any():
             df = carve_valid(df, cfg.split.valid_from_train, cfg.split.seed)
     else:
         df = assign_split(df, cfg.split, label)
-        df, n_rep = drop_repeats(df)
+        n_rep = 0
+        if cfg.clean.dedup == "none":  # else dedup left one row per pair: nothing can repeat
+            df, n_rep = drop_repeats(df)
         dropped["repeated_pairs"] = n_rep
     steps.extend(_split_stats(df, "split"))
     check_leakage(df, TEMPORAL.get(cfg.split.method, "none"), label)
+    return _Split(df, steps, dropped, cleaned)
 
-    train = df.filter(pl.col(SPLIT) == TRAIN)
-    users = sorted_ids(train.get_column(USER))
-    items = sorted_ids(train.get_column(ITEM))
-    umap = pl.DataFrame({UIDX: pl.int_range(users.len(), dtype=pl.Int32, eager=True), USER: users})
-    imap = pl.DataFrame({IIDX: pl.int_range(items.len(), dtype=pl.Int32, eager=True), ITEM: items})
-    evals = df.filter(pl.col(SPLIT) != TRAIN)
-    cold_users = evals.join(umap, on=USER, how="anti").get_column(USER).n_unique()
-    cold_items = evals.join(imap, on=ITEM, how="anti").get_column(ITEM).n_unique()
-    indexed = df.join(umap, on=USER, how="inner").join(imap, on=ITEM, how="inner")
+
+def _id_map(ids: pl.Series, codes: np.ndarray, train: np.ndarray) -> tuple[pl.Series, np.ndarray]:
+    """The ids of the train rows in :func:`sorted_ids` order, and each code's index in them.
+
+    Args:
+        ids: an ``Enum`` id column (:func:`encode_ids`).
+        codes: its codes (:func:`recsys.data.clean.id_codes`).
+        train: which rows are train rows.
+
+    Returns:
+        The ids (position = dense index) and, per code, its index or -1 when not in train.
+    """
+    assert isinstance(ids.dtype, pl.Enum)
+    categories = ids.dtype.categories
+    in_train = np.flatnonzero(np.bincount(codes[train], minlength=categories.len()))
+    names = categories.gather(in_train)
+    order = _id_order(names).to_numpy()
+    index = np.full(categories.len(), -1, dtype=np.int32)
+    index[in_train[order]] = np.arange(in_train.size, dtype=np.int32)
+    return names.gather(order), index
+
+
+def _n_unindexed(codes: np.ndarray, index: np.ndarray) -> int:
+    """Distinct codes among ``codes`` that have no index (-1)."""
+    seen = np.bincount(codes, minlength=index.size) > 0
+    return int(np.count_nonzero(seen & (index < 0)))
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """Rows with ``user_idx`` / ``item_idx`` (train users and items only) and the id maps."""
+
+    df: pl.DataFrame
+    umap: pl.DataFrame
+    imap: pl.DataFrame
+
+
+def _index(df: pl.DataFrame, dropped: dict[str, int]) -> _Indexed:
+    """Id maps over the train split; valid/test rows of other users or items are dropped and
+    counted in ``dropped`` (rows per split, users and items)."""
+    splits = df.get_column(SPLIT).to_numpy()
+    train = splits == TRAIN
+    users, items = id_codes(df.get_column(USER)), id_codes(df.get_column(ITEM))
+    user_ids, user_index = _id_map(df.get_column(USER), users, train)
+    item_ids, item_index = _id_map(df.get_column(ITEM), items, train)
+    uidx, iidx = user_index[users], item_index[items]
+    known = (uidx >= 0) & (iidx >= 0)
     for code, name in ((VALID, "valid"), (TEST, "test")):
-        before = df.filter(pl.col(SPLIT) == code).height
-        after = indexed.filter(pl.col(SPLIT) == code).height
-        dropped[f"{name}_rows_cold"] = before - after
-    dropped["users_only_in_valid_test"] = cold_users
-    dropped["items_only_in_valid_test"] = cold_items
-    indexed, noise_counts = label_natural(indexed, cfg.noise, label)
+        dropped[f"{name}_rows_cold"] = int(np.count_nonzero(~known & (splits == code)))
+    dropped["users_only_in_valid_test"] = _n_unindexed(users[~train], user_index)
+    dropped["items_only_in_valid_test"] = _n_unindexed(items[~train], item_index)
+    indexed = (
+        df.drop(USER, ITEM)
+        .with_columns(pl.Series(UIDX, uidx), pl.Series(IIDX, iidx))
+        .filter(pl.Series(known))
+    )
+    umap = pl.DataFrame({UIDX: np.arange(user_ids.len(), dtype=np.int32), USER: user_ids})
+    imap = pl.DataFrame({IIDX: np.arange(item_ids.len(), dtype=np.int32), ITEM: item_ids})
+    return _Indexed(indexed, umap, imap)
+
+
+def _split_frames(
+    indexed: pl.DataFrame,
+) -> tuple[dict[str, pl.DataFrame], list[dict[str, Any]], dict[str, int]]:
+    """The train/valid/test artifacts (sorted by user index, then input row order), their
+    statistics and the number of evaluated users of valid and test."""
+    frames: dict[str, pl.DataFrame] = {}
+    steps = []
+    evaluated: dict[str, int] = {}
+    indexed = in_row_order(indexed)  # then a stable sort by user index is by (user, row)
+    for code, name in SPLIT_NAMES.items():
+        part = indexed.filter(pl.col(SPLIT) == code).sort(UIDX, maintain_order=True)
+        users, items = part.get_column(UIDX).to_numpy(), part.get_column(IIDX).to_numpy()
+        steps.append(code_stats(name, users, items))
+        frames[name] = part.select(UIDX, IIDX, pl.col(RATING), pl.col(TS), pl.col(NOISE))
+        if code != TRAIN:
+            evaluated[name] = n_distinct(users)
+    return frames, steps, evaluated
+
+
+def build(cfg: DataConfig, inputs: Inputs) -> _Built:
+    """Read, clean, split, check and index a dataset in memory (nothing is written).
+
+    The ids are encoded once after reading (:func:`encode_ids`); cleaning, splitting, checks
+    and id maps work on their integer codes, and only the id maps hold the original ids.
+
+    Raises:
+        DataError: bad input, an empty result, leakage or a given-split overlap.
+        ConfigError: invalid split settings.
+    """
+    label = inputs.label
+    t0 = time.perf_counter()
+    df, names = _read(cfg, inputs)
+    if df.height == 0:
+        raise DataError(f"{label}: no interactions")
+    df = encode_ids(df)
+    steps = [frame_stats(df, "read")]
+    split = _clean_and_split(df, cfg, names, label)
+    del df  # the read frame: only the cleaned one is needed from here
+    steps.extend(split.steps)
+    dropped = split.dropped
+    ids = _index(split.df, dropped)
+    umap, imap = ids.umap, ids.imap
+    indexed, noise_counts = label_natural(ids.df, cfg.noise, label)
     dropped["test_rows_noisy"] = noise_counts.pop("test_rows_noisy_dropped")
     if "valid_rows_noisy_dropped" in noise_counts:
         dropped["valid_rows_noisy"] = noise_counts.pop("valid_rows_noisy_dropped")
     if cfg.noise.ratio > 0:
         indexed, injected = inject(indexed, cfg.noise, umap.height, imap.height)
         noise_counts.update(injected)
-
-    frames: dict[str, pl.DataFrame] = {}
-    evaluated: dict[str, int] = {}
-    final_steps = []
-    for code, name in SPLIT_NAMES.items():
-        part = indexed.filter(pl.col(SPLIT) == code).sort([UIDX, ROW])
-        final_steps.append(frame_stats(part, name))
-        frames[name] = part.select(UIDX, IIDX, pl.col(RATING), pl.col(TS), pl.col(NOISE))
-        if code != TRAIN:
-            evaluated[name] = part.get_column(UIDX).n_unique()
+    frames, final_steps, evaluated = _split_frames(indexed)
     if frames["train"].height == 0:
         raise DataError(f"{label}: the train split is empty ({cfg.split.method} split)")
     if frames["test"].height == 0:
@@ -308,6 +416,7 @@ def build(cfg: DataConfig, inputs: Inputs) -> _Built:
         )
     steps.extend(final_steps)
     frames["users"], frames["items"] = umap, imap
+    cleaned = split.cleaned
     kcore_rounds = next((s["rounds"] for s in steps if s["step"] == "k-core"), 0)
     protocol = {
         "dataset": cfg.name,
@@ -401,7 +510,8 @@ def load_spec(prepared: Prepared) -> DataSpec:
     labelled = bool(prepared.card.get("protocol", {}).get("noise", {}).get("active"))
     frames = {
         s: pl.read_parquet(
-            d / f"{s}.parquet", columns=[UIDX, IIDX, NOISE] if labelled and s == "train" else [UIDX, IIDX]
+            d / f"{s}.parquet",
+            columns=[UIDX, IIDX, NOISE] if labelled and s == "train" else [UIDX, IIDX],
         )
         for s in SPLIT_NAMES.values()
     }

@@ -30,6 +30,11 @@ Rules (copied into the data card's protocol):
   per user (``temporal``, ``loo``) no train row later than the user's valid/test rows and no
   valid row later than the user's test rows; ``global_temporal``: no train row at or after
   the earliest valid/test timestamp. A violation raises :class:`DataError`.
+
+Per-user splits work on integer codes of the ids (:func:`recsys.data.clean.id_codes`): one
+arg-sort of the rows by (user, order), each row's position within its user, and the per-user
+counts of :func:`ratio_counts`; pairs are compared by their Int64 codes
+(:func:`recsys.data.clean.pair_codes`). Rows come back in input (``_row``) order.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from recsys.data.clean import id_codes, in_row_order, pair_codes
 from recsys.data.config import SplitConfig
 from recsys.data.sources import ITEM, ROW, SPLIT, TS, USER
 from recsys.errors import ConfigError, DataError
@@ -87,40 +93,71 @@ def ratio_counts(n: pl.Expr, valid: float, test: float) -> tuple[pl.Expr, pl.Exp
     return n1 - bump_v, nv0 + bump_v
 
 
-def _by_position(
-    lf: pl.LazyFrame, order: list[str], valid: float, test: float, group: list[str]
-) -> pl.LazyFrame:
-    """Assign splits by each user's position in ``order`` using :func:`ratio_counts`."""
-    n = pl.len().over(group)
-    n_train, n_valid = ratio_counts(n, valid, test)
-    pos = pl.int_range(pl.len()).over(group)
-    label = (
-        pl.when(pos < n_train)
-        .then(pl.lit(TRAIN))
-        .when(pos < n_train + n_valid)
-        .then(pl.lit(VALID))
-        .otherwise(pl.lit(TEST))
-        .cast(pl.Int8)
+def _positions(users: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Each row's 0-based position among its user's rows, given ``perm``: the rows sorted by
+    user (any order of the users), then by the within-user order."""
+    grouped = users[perm]
+    first = np.ones(perm.size, dtype=bool)
+    first[1:] = grouped[1:] != grouped[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(perm.size), 0))
+    pos = np.empty(perm.size, dtype=np.int64)
+    pos[perm] = np.arange(perm.size) - start
+    return pos
+
+
+def _time_order(df: pl.DataFrame) -> np.ndarray:
+    """The rows sorted by user, timestamp, then input row order."""
+    return df.select(pl.arg_sort_by(USER, TS, ROW)).to_series().to_numpy()
+
+
+def _key_order(users: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The rows sorted by user, then by distinct non-negative ``key`` (one Int64 sort of
+    ``user · K + key``)."""
+    return np.argsort(users.astype(np.int64) * (int(key.max(initial=0)) + 1) + key)
+
+
+def _labels(
+    users: np.ndarray, pos: np.ndarray, n_train: np.ndarray, n_valid: np.ndarray
+) -> np.ndarray:
+    """Split codes from positions: the first ``n_train[u]`` rows of a user train, the next
+    ``n_valid[u]`` valid, the rest test."""
+    train_end = n_train[users]
+    valid_end = train_end + n_valid[users]
+    return np.where(pos < train_end, TRAIN, np.where(pos < valid_end, VALID, TEST)).astype(np.int8)
+
+
+def _by_position(users: np.ndarray, perm: np.ndarray, valid: float, test: float) -> np.ndarray:
+    """Split codes by each user's position in ``perm`` using :func:`ratio_counts`."""
+    n_train, n_valid = ratio_counts(pl.col("n"), valid, test)
+    counts = pl.DataFrame({"n": np.bincount(users).astype(np.int64)}).select(
+        n_train.alias("train"), n_valid.alias("valid")
     )
-    return lf.sort([*group, *order]).with_columns(label.alias(SPLIT)).sort(ROW)
+    pos = _positions(users, perm)
+    return _labels(users, pos, counts["train"].to_numpy(), counts["valid"].to_numpy())
 
 
-def _shuffle_key(df: pl.DataFrame, seed: int, component: str) -> pl.Series:
+def _with_split(df: pl.DataFrame, codes: np.ndarray) -> pl.DataFrame:
+    return in_row_order(df.with_columns(pl.Series(SPLIT, codes, dtype=pl.Int8)))
+
+
+def _shuffle_key(df: pl.DataFrame, seed: int, component: str) -> np.ndarray:
     rng = np.random.default_rng(derive_seed(seed, component))
-    return pl.Series("_key", rng.permutation(df.height).astype(np.int64))
+    return rng.permutation(df.height).astype(np.int64)
 
 
 def random_split(df: pl.DataFrame, ratios: tuple[float, float, float], seed: int) -> pl.DataFrame:
     """Per-user random split (seeded shuffle, module rounding rule)."""
     _, b, c = normalised_ratios(ratios)
-    lf = df.lazy().with_columns(_shuffle_key(df, seed, "split.random"))
-    return _by_position(lf, ["_key"], b, c, [USER]).drop("_key").collect()
+    users = id_codes(df.get_column(USER))
+    perm = _key_order(users, _shuffle_key(df, seed, "split.random"))
+    return _with_split(df, _by_position(users, perm, b, c))
 
 
 def temporal_split(df: pl.DataFrame, ratios: tuple[float, float, float]) -> pl.DataFrame:
     """Per-user temporal split (timestamp, then input row order)."""
     _, b, c = normalised_ratios(ratios)
-    return _by_position(df.lazy(), [TS, ROW], b, c, [USER]).collect()
+    users = id_codes(df.get_column(USER))
+    return _with_split(df, _by_position(users, _time_order(df), b, c))
 
 
 def global_temporal_split(df: pl.DataFrame, ratios: tuple[float, float, float]) -> pl.DataFrame:
@@ -146,17 +183,12 @@ def global_temporal_split(df: pl.DataFrame, ratios: tuple[float, float, float]) 
 
 def loo_split(df: pl.DataFrame) -> pl.DataFrame:
     """Leave-one-out: latest to test (n >= 2), the one before to valid (n >= 3)."""
-    n = pl.len().over(USER)
-    pos = pl.int_range(pl.len()).over(USER)
-    label = (
-        pl.when((n >= 2) & (pos == n - 1))
-        .then(pl.lit(TEST))
-        .when((n >= 3) & (pos == n - 2))
-        .then(pl.lit(VALID))
-        .otherwise(pl.lit(TRAIN))
-        .cast(pl.Int8)
-    )
-    return df.lazy().sort([USER, TS, ROW]).with_columns(label.alias(SPLIT)).sort(ROW).collect()
+    users = id_codes(df.get_column(USER))
+    pos = _positions(users, _time_order(df))
+    n = np.bincount(users)
+    n_valid = (n >= 3).astype(np.int64)
+    n_train = n - (n >= 2) - n_valid
+    return _with_split(df, _labels(users, pos, n_train, n_valid))
 
 
 def carve_valid(df: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
@@ -165,11 +197,12 @@ def carve_valid(df: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
         return df
     if share >= 1:
         raise ConfigError(f"split.valid_from_train: must be in [0, 1), got {share}")
-    key = _shuffle_key(df, seed, "split.valid_from_train")
-    lf = df.lazy().with_columns(key)
-    train = _by_position(lf.filter(pl.col(SPLIT) == TRAIN), ["_key"], share, 0.0, [USER])
-    rest = lf.filter(pl.col(SPLIT) != TRAIN)
-    return pl.concat([train, rest]).sort(ROW).drop("_key").collect()
+    codes = df.get_column(SPLIT).to_numpy().copy()
+    train = codes == TRAIN
+    users = id_codes(df.get_column(USER))[train]
+    perm = _key_order(users, _shuffle_key(df, seed, "split.valid_from_train")[train])
+    codes[train] = _by_position(users, perm, share, 0.0)
+    return _with_split(df, codes)
 
 
 def _need_timestamps(df: pl.DataFrame, method: str, label: str) -> None:
@@ -199,24 +232,21 @@ def _pairs(df: pl.DataFrame, split: int) -> pl.LazyFrame:
     return df.lazy().filter(pl.col(SPLIT) == split).select(USER, ITEM).unique()
 
 
+def _pair_in(pairs: pl.Series, splits: pl.Series, split: int) -> pl.Series:
+    """Whether each row's (user, item) code is among the pairs of the rows in ``split``."""
+    return pairs.is_in(pairs.filter(splits == split).unique().implode())
+
+
 def drop_repeats(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """Drop valid/test rows whose pair is in train, and test rows whose pair is in valid."""
-    lf = df.lazy()
-    in_train = lf.join(_pairs(df, TRAIN), on=[USER, ITEM], how="semi").select(ROW)
-    in_valid = lf.join(_pairs(df, VALID), on=[USER, ITEM], how="semi").select(ROW)
-    drop = (
-        pl.concat(
-            [
-                lf.filter(pl.col(SPLIT) != TRAIN).join(in_train, on=ROW, how="semi").select(ROW),
-                lf.filter(pl.col(SPLIT) == TEST).join(in_valid, on=ROW, how="semi").select(ROW),
-            ]
-        )
-        .unique()
-        .collect()
+    pairs, splits = pl.Series(pair_codes(df)), df.get_column(SPLIT)
+    drop = ((splits != TRAIN) & _pair_in(pairs, splits, TRAIN)) | (
+        (splits == TEST) & _pair_in(pairs, splits, VALID)
     )
-    if drop.height == 0:
+    n_drop = int(drop.sum())
+    if n_drop == 0:
         return df, 0
-    return df.join(drop, on=ROW, how="anti"), drop.height
+    return df.filter(~drop), n_drop
 
 
 def check_given_overlap(df: pl.DataFrame, names: dict[int, str]) -> None:
@@ -261,13 +291,9 @@ def check_leakage(df: pl.DataFrame, temporal: Temporal, label: str) -> None:
         temporal: ``"none"``, ``"per_user"`` or ``"global"`` time checks.
         label: names the dataset in the message.
     """
-    lf = df.lazy()
-    leaked = (
-        lf.filter(pl.col(SPLIT) != TRAIN)
-        .join(_pairs(df, TRAIN), on=[USER, ITEM], how="semi")
-        .sort(ROW)
-        .collect()
-    )
+    splits = df.get_column(SPLIT)
+    in_train = _pair_in(pl.Series(pair_codes(df)), splits, TRAIN)
+    leaked = df.filter((splits != TRAIN) & in_train).sort(ROW)
     if leaked.height:
         r = leaked.row(0, named=True)
         raise DataError(
@@ -276,6 +302,7 @@ def check_leakage(df: pl.DataFrame, temporal: Temporal, label: str) -> None:
         )
     if temporal == "none":
         return
+    lf = df.lazy()
     if temporal == "global":
         stats = lf.select(_time_bounds()).collect()
         tr, ev, vmax, tmin = stats.row(0)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recsys.data.clean import clean, dedup, frame_stats, kcore, threshold
+from recsys.data.clean import clean, dedup, frame_stats, id_codes, kcore, pair_codes, threshold
 from recsys.data.config import CleanConfig
+from recsys.data.prepare import encode_ids
 from recsys.errors import DataError
 
 
@@ -112,3 +118,78 @@ def test_frame_stats_density() -> None:
     s = frame_stats(CHAIN, "read")
     assert (s["rows"], s["users"], s["items"]) == (9, 5, 4)
     assert s["density"] == pytest.approx(9 / 20)
+
+
+def test_id_codes_of_enum_and_strings_agree() -> None:
+    df = frame([("b", "x", 1.0, 1.0), ("10", "y", 1.0, 1.0), ("b", "x", 1.0, 1.0)])
+    enc = encode_ids(df)
+    dtype = enc["user_id"].dtype
+    assert isinstance(dtype, pl.Enum) and dtype.categories.to_list() == ["10", "b"]
+    assert id_codes(enc["user_id"]).tolist() == [1, 0, 1] == id_codes(df["user_id"]).tolist()
+    assert pair_codes(enc).tolist() == pair_codes(df).tolist()
+    assert pair_codes(df)[0] == pair_codes(df)[2] != pair_codes(df)[1]
+
+
+def reference_dedup(
+    rows: list[tuple[str, str, float | None, float | None]], policy: str
+) -> list[int]:
+    """Brute force: per (user, item), the row with the smallest / largest (time, row), a
+    missing time counting as the earliest."""
+    best: dict[tuple[str, str], tuple[float, int]] = {}
+    for r, (u, i, _, t) in enumerate(rows):
+        cand = (-math.inf if t is None else t, r)
+        old = best.get((u, i))
+        if old is None or (cand < old if policy == "first" else cand > old):
+            best[(u, i)] = cand
+    return sorted(r for _, r in best.values())
+
+
+def reference_kcore(pairs: list[tuple[str, str]], uc: int, ic: int) -> tuple[list[int], int]:
+    """Brute force: kept row numbers and the number of rounds that removed something."""
+    alive, rounds = list(range(len(pairs))), 0
+    while True:
+        nu, ni = Counter(pairs[r][0] for r in alive), Counter(pairs[r][1] for r in alive)
+        keep = [r for r in alive if nu[pairs[r][0]] >= uc and ni[pairs[r][1]] >= ic]
+        if len(keep) == len(alive):
+            return alive, rounds
+        alive, rounds = keep, rounds + 1
+
+
+ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["u1", "u2", "10", "9", "a"]),
+        st.sampled_from(["i1", "i2", "i3", "7", "07"]),
+        st.just(1.0),
+        st.one_of(st.none(), st.sampled_from([1.0, 2.0, 3.0])),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+CORES = st.tuples(st.integers(0, 4), st.integers(0, 4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=ROWS, policy=st.sampled_from(["first", "last"]), cores=CORES)
+def test_clean_matches_brute_force_on_strings_and_codes(
+    rows: list[tuple[str, str, float | None, float | None]], policy: str, cores: tuple[int, int]
+) -> None:
+    df = frame(rows)
+    kept = reference_dedup(rows, policy)
+    assert dedup(df.lazy(), policy).collect()["_row"].to_list() == kept
+    after, n_rounds = reference_kcore([(rows[r][0], rows[r][1]) for r in kept], *cores)
+    cfg = CleanConfig.model_validate(
+        {"dedup": policy, "user_core": cores[0], "item_core": cores[1]}
+    )
+    results = []
+    for data in (df, encode_ids(df)):
+        if not after:
+            with pytest.raises(DataError, match="empty after k-core"):
+                clean(data, cfg, "x.csv")
+            continue
+        out, steps = clean(data, cfg, "x.csv")
+        assert out["_row"].to_list() == [kept[k] for k in after]
+        assert steps[-1]["rounds"] == (n_rounds if max(cores) > 1 else 0)
+        results.append(steps)
+    assert not results or results[0] == results[1]

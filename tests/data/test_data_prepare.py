@@ -97,6 +97,24 @@ def test_sorted_ids_numeric_then_lexicographic() -> None:
     assert sorted_ids(pl.Series(["b10", "b2", "a"])).to_list() == ["a", "b10", "b2"]
 
 
+def test_id_maps_order_and_indices_follow_the_original_ids(tmp_path: Path) -> None:
+    orders = {u: ["07", "a9", "a10", "b", "zz"] for u in ("100", "9", "10")}
+    orders["1"] = ["b", "zz", "07", "a9", "a10"]  # per user: 3 oldest train, 1 valid, 1 test
+    rows = [f"{u},{i},1,{k}" for u, items in orders.items() for k, i in enumerate(items)]
+    (tmp_path / "in.csv").write_text(HEADER + "\n".join(rows) + "\n")
+    c = cfg(tmp_path, source={"format": "csv", "path": "in.csv"}, split={"method": "temporal"})
+    p = prepare(c, base_dir=tmp_path)
+    umap, imap = pl.read_parquet(p.dir / "users.parquet"), pl.read_parquet(p.dir / "items.parquet")
+    assert umap["user_id"].to_list() == ["1", "9", "10", "100"]  # numeric: all are integers
+    assert imap["item_id"].to_list() == ["07", "a10", "a9", "b", "zz"]  # lexicographic
+    back: dict[str, set[tuple[str, str]]] = {}
+    for split in ("train", "valid", "test"):
+        part = pl.read_parquet(p.dir / f"{split}.parquet").join(umap, on="user_idx")
+        back[split] = set(part.join(imap, on="item_idx").select("user_id", "item_id").iter_rows())
+    assert back["test"] == {(u, items[-1]) for u, items in orders.items()}
+    assert back["train"] == {(u, i) for u, items in orders.items() for i in items[:3]}
+
+
 def test_global_temporal_counts_users_without_train(tmp_path: Path) -> None:
     rows = [f"u0,i{k},1,{k}" for k in range(5)] + [f"u1,i{k},1,{5 + k}" for k in range(5)]
     rows += ["u2,i0,1,20", "u2,i1,1,21", "u2,i2,1,22", "u3,i0,1,30", "u0,i5,1,10", "u1,i5,1,40"]

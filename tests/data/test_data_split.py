@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys.data.config import SplitConfig
+from recsys.data.prepare import encode_ids
 from recsys.data.split import (
     assign_split,
     carve_valid,
@@ -188,3 +192,74 @@ def test_protocol_text_states_rules() -> None:
     assert "never straddles" in p["ties"]
     assert "per user" in split_protocol(SplitConfig())["rounding"]
     assert "carved" in split_protocol(SplitConfig(method="lightgcn"))["valid"]
+
+
+def reference_counts(n: int, valid: float, test: float) -> tuple[int, int]:
+    """The module's rounding rule, by hand: ``(n_train, n_valid)``."""
+    nv0, nt0 = math.floor(n * valid + 1e-9), math.floor(n * test + 1e-9)
+    n0 = n - nv0 - nt0
+    bump_t = int(n0 > 1 and n * test > 0 and n * test + 1e-9 < 1)
+    bump_v = int(n0 - bump_t > 1 and n * valid > 0 and n * valid + 1e-9 < 1)
+    return n0 - bump_t - bump_v, nv0 + bump_v
+
+
+def reference_by_time(df: pl.DataFrame, counts: dict[str, tuple[int, int]]) -> list[int]:
+    """Brute force: each user's rows by (time, row); the first n_train train, then valid."""
+    out = [0] * df.height
+    for user in set(df["user_id"].to_list()):
+        mine = df.filter(pl.col("user_id") == user)
+        rows = sorted(zip(mine["timestamp"], mine["_row"], strict=True))
+        n_train, n_valid = counts[user]
+        for pos, (_, r) in enumerate(rows):
+            out[r] = 0 if pos < n_train else 1 if pos < n_train + n_valid else 2
+    return out
+
+
+TIMED = st.lists(
+    st.tuples(st.sampled_from(["u1", "10", "9", "b"]), st.sampled_from([1.0, 2.0, 3.0])),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=TIMED)
+def test_temporal_and_loo_match_brute_force_on_strings_and_codes(
+    rows: list[tuple[str, float]],
+) -> None:
+    df = frame([u for u, _ in rows], [f"i{k}" for k in range(len(rows))], [t for _, t in rows])
+    sizes = dict(df.group_by("user_id").len().iter_rows())
+    ratios = (0.6, 0.2, 0.2)
+    per_user = {u: reference_counts(n, 0.2, 0.2) for u, n in sizes.items()}
+    loo = {u: (n - (n >= 2) - (n >= 3), int(n >= 3)) for u, n in sizes.items()}
+    for data in (df, encode_ids(df)):
+        assert temporal_split(data, ratios)["split"].to_list() == reference_by_time(df, per_user)
+        assert loo_split(data)["split"].to_list() == reference_by_time(df, loo)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=TIMED, seed=st.integers(0, 3))
+def test_random_split_and_carve_same_on_strings_and_codes(
+    rows: list[tuple[str, float]], seed: int
+) -> None:
+    df = frame([u for u, _ in rows], [f"i{k}" for k in range(len(rows))], [t for _, t in rows])
+    enc = encode_ids(df)
+    a, b = random_split(df, R, seed), random_split(enc, R, seed)
+    assert a["split"].to_list() == b["split"].to_list()
+    sizes = dict(df.group_by("user_id").len().iter_rows())
+    expected = {}
+    for user, n in sizes.items():
+        n_train, n_valid = reference_counts(n, 0.1, 0.1)
+        expected[user] = (n_train, n_valid, n - n_train - n_valid)
+    assert counts(a) == expected
+    marked = with_split(df, [0] * df.height)
+    carved = carve_valid(marked, 0.3, seed)["split"].to_list()
+    assert carved == carve_valid(encode_ids(marked), 0.3, seed)["split"].to_list()
+
+
+def test_leakage_message_names_original_ids_of_encoded_frames() -> None:
+    df = encode_ids(with_split(frame(["u", "u", "u"], ["a", "b", "a"], [1.0, 2.0, 3.0]), [0, 0, 2]))
+    with pytest.raises(DataError, match=r"1 valid/test rows .*user 'u', item 'a'"):
+        check_leakage(df, "none", "toy")
+    out, n = drop_repeats(df)
+    assert n == 1 and out["_row"].to_list() == [0, 1]
