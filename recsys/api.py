@@ -34,6 +34,7 @@ from recsys.data.prepare import Prepared, cache_root, load_spec, prepare
 from recsys.errors import RecsysError
 from recsys.eval.config import EvalConfig
 from recsys.eval.protocol import EvalResult, evaluate_model
+from recsys.eval.task_metrics import TaskPredictions, evaluate_tasks
 from recsys.experiment import Experiment, build_experiment, load_experiment
 from recsys.losses import build_losses
 from recsys.models import build_model
@@ -73,13 +74,22 @@ def prepare_data(
 
     Item features (``cfg.features``) are built or read from their own cache and attached to
     the spec; their card (dimensions, missing items per modality) goes to
-    ``spec.card["features"]``.
+    ``spec.card["features"]``. Multi-task samples (``cfg.multitask``) are built on top and
+    attached as ``spec.multitask`` (a ``table`` builder has no interactions to prepare).
     """
+    if cfg.multitask is not None and cfg.multitask.table is not None:
+        from recsys.data.multitask.build import table_tasks
+
+        return table_tasks(cfg, base_dir)
     prepared = prepare(cfg, base_dir=base_dir, force=force)
     spec = load_spec(prepared)
     if cfg.features:
         spec.features, card = item_features(cfg, prepared, spec, base_dir)
         spec.card = {**spec.card, "features": card}
+    if cfg.multitask is not None:
+        from recsys.data.multitask.build import with_rating_tasks
+
+        spec = with_rating_tasks(cfg, prepared, spec, base_dir)
     return prepared, spec
 
 
@@ -265,7 +275,12 @@ def train(
     history_path = run_dir / "metrics.jsonl"
 
     def validate(m: Model) -> dict[str, float]:
-        return evaluate_model(m, spec, "valid", cfg.eval).summary
+        metrics: dict[str, float] = {}
+        if spec.multitask is not None:
+            metrics.update(evaluate_tasks(m, spec.multitask, "valid")[0])
+        if _ranks(spec) and (spec.multitask is None or "@" in cfg.train.monitor):
+            metrics.update(evaluate_model(m, spec, "valid", cfg.eval).summary)
+        return metrics
 
     def on_epoch(row: dict[str, float]) -> None:
         with open(history_path, "a", encoding="utf-8") as f:
@@ -326,38 +341,77 @@ def _finish(
         "stopped_early": fitted.stopped_early,
         # closed-form models fit when built: their build time
         "train_seconds": float(sum(r.get("seconds", 0.0) for r in fitted.history)) + fit_seconds,
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
     for split in splits:
-        res = evaluate_model(model, spec, split, ecfg)
-        results[split] = res.summary
-        results[f"{split}_protocol"] = res.protocol
-        results[f"{split}_users"] = res.n_users_evaluated
-        frame = pl.DataFrame(
-            {
-                "user_idx": res.users.astype(np.int32),
-                "user_id": spec.user_ids[res.users],
-                **{k: v for k, v in res.per_user.items()},
-            }
-        )
-        with atomic.atomic_path(run_dir / f"per_user_{split}.parquet") as tmp:
-            frame.write_parquet(tmp)
-        if split == "test" and res.topk is not None:
-            k = res.topk.shape[1]
-            flat = res.topk.reshape(-1)
-            top = pl.DataFrame(
-                {
-                    "user_id": np.repeat(spec.user_ids[res.users], k),
-                    "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(res.users)),
-                    "item_id": spec.item_ids[np.maximum(flat, 0)],
-                }
-            )
-            # a user with fewer than K candidate items has empty slots (index -1): no item
-            top = top.filter(pl.Series(flat >= 0))
-            with atomic.atomic_path(run_dir / "topk_test.parquet") as tmp:
-                top.write_parquet(tmp)
+        results[split] = {}
+        if spec.multitask is not None:
+            metrics, pred = evaluate_tasks(model, spec.multitask, split)
+            results[split].update(metrics)
+            _write_predictions(run_dir / f"pred_{split}.parquet", pred, spec.multitask.tasks)
+        if _ranks(spec):
+            _rank_split(run_dir, model, spec, ecfg, split, results)
     results["data"] = {"name": spec.name, "hash": spec.data_hash, "protocol": spec.protocol}
+    if spec.multitask is not None:
+        results["data"]["multitask"] = spec.multitask.card
     atomic.write_json(run_dir / "results.json", results)
     manifest = read_json(run_dir / "manifest.json")
     manifest["status"] = DONE
     atomic.write_json(run_dir / "manifest.json", manifest)
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+
+
+def _ranks(spec: DataSpec) -> bool:
+    """Whether the data supports top-N ranking (multi-task data only with users and items)."""
+    return spec.multitask is None or spec.multitask.rankable
+
+
+def _write_predictions(path: Path, pred: TaskPredictions, tasks: tuple[str, ...]) -> None:
+    """Per-sample probabilities, labels and masks of a split (for paired AUC tests)."""
+    columns: dict[str, Any] = {"row": np.arange(len(pred.users), dtype=np.int64)}
+    columns["user_idx"] = pred.users
+    for k, task in enumerate(tasks):
+        columns[f"p_{task}"] = pred.probs[:, k]
+        columns[f"y_{task}"] = pred.labels[:, k].astype(np.int8)
+        columns[f"m_{task}"] = pred.mask[:, k]
+    with atomic.atomic_path(path) as tmp:
+        pl.DataFrame(columns).write_parquet(tmp)
+
+
+def _rank_split(
+    run_dir: Path,
+    model: Model,
+    spec: DataSpec,
+    ecfg: EvalConfig,
+    split: str,
+    results: dict[str, Any],
+) -> None:
+    """Full-ranking evaluation of ``split``: summary into ``results``, per-user metrics and
+    (test) top-K lists to the run directory."""
+    res = evaluate_model(model, spec, split, ecfg)
+    results[split].update(res.summary)
+    results[f"{split}_protocol"] = res.protocol
+    results[f"{split}_users"] = res.n_users_evaluated
+    frame = pl.DataFrame(
+        {
+            "user_idx": res.users.astype(np.int32),
+            "user_id": spec.user_ids[res.users],
+            **{k: v for k, v in res.per_user.items()},
+        }
+    )
+    with atomic.atomic_path(run_dir / f"per_user_{split}.parquet") as tmp:
+        frame.write_parquet(tmp)
+    if split == "test" and res.topk is not None:
+        k = res.topk.shape[1]
+        flat = res.topk.reshape(-1)
+        top = pl.DataFrame(
+            {
+                "user_id": np.repeat(spec.user_ids[res.users], k),
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(res.users)),
+                "item_id": spec.item_ids[np.maximum(flat, 0)],
+            }
+        )
+        # a user with fewer than K candidate items has empty slots (index -1): no item
+        top = top.filter(pl.Series(flat >= 0))
+        with atomic.atomic_path(run_dir / "topk_test.parquet") as tmp:
+            top.write_parquet(tmp)

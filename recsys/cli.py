@@ -223,17 +223,18 @@ def report(
     baseline: Annotated[Path | None, typer.Option(help="Baseline run for paired tests.")] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "recsys report",
     style: Annotated[
-        Literal["standard", "denoise", "compare"],
+        Literal["standard", "denoise", "compare", "multitask"],
         typer.Option(
             help="standard: runs × metrics@K; denoise: methods × noise ratio over seeds; "
-            "compare: experiments × metrics over seeds."
+            "compare: experiments × metrics over seeds; multitask: per-task AUC/GAUC/LogLoss "
+            "over seeds."
         ),
     ] = "standard",
     baseline_method: Annotated[
         str | None,
         typer.Option(
-            help="denoise: baseline method label (default BPR); compare: baseline experiment "
-            "name (default: the first)."
+            help="denoise: baseline method label (default BPR); compare, multitask: baseline "
+            "experiment name (default: the first)."
         ),
     ] = None,
     study: Annotated[
@@ -250,6 +251,8 @@ def report(
     --style denoise: methods × noise ratio, mean ± std over seeds, tests vs --baseline-method.
     --style compare: experiments (by name) × metrics, mean ± std over seeds, paired per-user
     tests vs --baseline-method.
+    --style multitask: per-task AUC/GAUC/LogLoss over seeds, paired DeLong AUC tests vs
+    --baseline-method, and top-N when the runs rank items.
     """
     if style != "standard" and (baseline is not None or study is not None):
         raise RecsysError(
@@ -264,6 +267,10 @@ def report(
         from recsys.report.compare import build_compare_report
 
         paths = build_compare_report(runs, out, baseline=baseline_method, title=title)
+    elif style == "multitask":
+        from recsys.report.multitask import build_multitask_report
+
+        paths = build_multitask_report(runs, out, baseline=baseline_method, title=title)
     else:
         from recsys.report.standard import build_report
         from recsys.tune.report import study_appendix_for

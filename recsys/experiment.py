@@ -115,6 +115,14 @@ def build_experiment(raw: dict[str, Any], source: str, base_dir: Path) -> Experi
 
     cfg = validate(ExpConfig, raw, source)
     model = Component(*component_config(MODELS, cfg.model, source, "model"))
+    task_model = bool(getattr(MODELS[model.name], "task_model", False))
+    if task_model:  # pointwise multi-task training unless the file says otherwise
+        defaults: dict[str, Any] = {}
+        if "sampler" not in raw:
+            defaults["sampler"] = {"name": "task-rows"}
+        if "losses" not in raw:
+            defaults["losses"] = [{"name": "task-bce"}]
+        cfg = cfg.model_copy(update=defaults)
     if not cfg.losses and MODELS[model.name].trainable:
         raise ConfigError(f"{source}: key 'losses' is empty; a trainable model needs a loss")
     losses = tuple(
@@ -122,11 +130,63 @@ def build_experiment(raw: dict[str, Any], source: str, base_dir: Path) -> Experi
         for i, raw_loss in enumerate(cfg.losses)
     )
     sampler = Component(*component_config(SAMPLERS, cfg.sampler, source, "sampler"))
+    _check_task_parts(cfg, model.name, task_model, source)
     _check_monitor(cfg, source)
     return Experiment(cfg, model, losses, sampler, source, base_dir)
 
 
+def task_names(cfg: DataConfig) -> tuple[str, ...]:
+    """The task names a data config's ``[multitask]`` table defines (empty without one)."""
+    mt = cfg.multitask
+    if mt is None:
+        return ()
+    return ("watch", "like") if mt.ratings is not None else tuple(mt.table.tasks)  # type: ignore[union-attr]
+
+
+def _check_task_parts(cfg: ExpConfig, model: str, task_model: bool, source: str) -> None:
+    """Multi-task models need multi-task data, the task sampler and task losses; pairwise
+    models need interactions."""
+    from recsys.losses import LOSSES
+    from recsys.samplers import SAMPLERS
+
+    mt = cfg.data.multitask
+    if task_model and mt is None:
+        raise ConfigError(
+            f"{source}: model {model!r} is a multi-task model; its data config needs a "
+            "[multitask.ratings] or [multitask.table] table"
+        )
+    if not task_model and mt is not None and mt.table is not None:
+        raise ConfigError(
+            f"{source}: model {model!r} ranks items, but data {cfg.data.name!r} is a table of "
+            "samples without users and items; use a multi-task model"
+        )
+    parts = [("sampler", cfg.sampler["name"], SAMPLERS)]
+    parts += [(f"losses.{i}", loss["name"], LOSSES) for i, loss in enumerate(cfg.losses)]
+    for key, name, registry in parts:
+        if bool(getattr(registry[name], "task_model", False)) != task_model:
+            need = "multi-task samples" if not task_model else "(user, item) pairs"
+            raise ConfigError(
+                f"{source}: key {key!r} = {name!r} does not fit model {model!r}: it works on "
+                f"{need}; multi-task models use sampler 'task-rows' and loss 'task-bce'"
+            )
+
+
 def _check_monitor(cfg: ExpConfig, source: str) -> None:
+    tasks = task_names(cfg.data)
+    task, slash, name = cfg.train.monitor.partition("/")
+    if tasks and not slash and cfg.data.multitask.table is not None:  # type: ignore[union-attr]
+        raise ConfigError(
+            f"{source}: key 'train.monitor' = {cfg.train.monitor!r}: data {cfg.data.name!r} "
+            f"has no top-N ranking; monitor TASK/auc or TASK/gauc, TASK one of {list(tasks)}"
+        )
+    if tasks and slash:
+        if task not in (*tasks, "mean") or name not in ("auc", "gauc"):
+            raise ConfigError(
+                f"{source}: key 'train.monitor' = {cfg.train.monitor!r}: expected TASK/auc or "
+                f"TASK/gauc with TASK one of {list(tasks)} or 'mean' (the mean over tasks), or "
+                "METRIC@K for top-N"
+            )
+        return
     metric, sep, k = cfg.train.monitor.partition("@")
     if not sep or not k.isdigit() or metric not in cfg.eval.metrics:
         raise ConfigError(

@@ -40,6 +40,7 @@ from recsys.experiment import load_data_config, load_experiment
 from recsys.report.build import ReportPaths
 from recsys.report.compare import build_compare_report
 from recsys.report.denoise import build_denoise_report
+from recsys.report.multitask import build_multitask_report
 from recsys.report.standard import build_report
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,14 @@ class ReportStage(StrictModel):
     baseline: str | None = None
     """``standard``: experiment name of the baseline run (default: the first run).
     ``denoise``: the baseline method label (default ``"BPR"``)."""
-    style: Literal["standard", "denoise", "compare"] = "standard"
+    style: Literal["standard", "denoise", "compare", "multitask"] = "standard"
+    runs: Literal["all", "since_last_report"] = "all"
+    """Which of the pipeline's runs the report covers: all so far, or those of the stages
+    after the previous report (one report per dataset in one pipeline)."""
     """``standard``: runs × metrics@K; ``denoise``: methods × noise ratio, means over seeds;
-    ``compare``: experiments × metrics, means over seeds, paired tests against ``baseline``."""
+    ``compare``: experiments × metrics, means over seeds, paired tests against ``baseline``.
+    ``multitask``: per-task AUC/GAUC/LogLoss and paired AUC tests against ``baseline``
+    (:mod:`recsys.report.multitask`)."""
 
 
 Stage = Annotated[
@@ -124,6 +130,7 @@ def run_pipeline(
     cfg = validate(PipelineConfig, read_toml(path), str(path))
     base = path.parent
     out = PipelineResult()
+    reported = 0  # out.runs[:reported] were trained before the previous report stage
     for i, stage in enumerate(cfg.stages):
         log.info("stage %d/%d: %s", i + 1, len(cfg.stages), stage.kind)
         if isinstance(stage, PrepareStage):
@@ -142,7 +149,11 @@ def run_pipeline(
         elif isinstance(stage, RecboleStage):
             out.runs += _recbole(stage, base, sets, cfg.runs_dir, force)
         else:
-            out.reports.append(_report(stage, out.runs))
+            runs = out.runs if stage.runs == "all" else out.runs[reported:]
+            if not runs:
+                raise ConfigError(f"{path}: stage {i + 1} (report): no runs to report on")
+            out.reports.append(_report(stage, runs))
+            reported = len(out.runs)
     return out
 
 
@@ -310,6 +321,10 @@ def _report(stage: ReportStage, trained: list[api.TrainedRun]) -> ReportPaths:
     if stage.style == "denoise":
         return build_denoise_report(
             runs, Path(stage.out), baseline=stage.baseline or "BPR", title=stage.title
+        )
+    if stage.style == "multitask":
+        return build_multitask_report(
+            runs, Path(stage.out), baseline=stage.baseline, title=stage.title
         )
     if stage.style == "compare":
         return build_compare_report(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ from torch import Tensor
 
 from recsys.errors import ConfigError
 from recsys.types import Interactions, ItemFeatures
+
+if TYPE_CHECKING:
+    from recsys.data.multitask.tensors import MultiTaskData
 
 
 @dataclass
@@ -35,6 +38,9 @@ class DataSpec:
             interaction is known to be noise (injected, or below the clean threshold under
             natural noise); None when the dataset has no noise labels.
         features: item modalities by name, in data-config order (empty without features).
+        multitask: the multi-task samples (labels, features, behaviour sequences) when the
+            data config has a ``[multitask]`` table; ``valid``/``test`` then hold the top-N
+            targets (the split's liked items).
     """
 
     name: str
@@ -52,6 +58,7 @@ class DataSpec:
     protocol: dict[str, Any] = field(default_factory=dict)
     train_noise: Tensor | None = None
     features: dict[str, ItemFeatures] = field(default_factory=dict)
+    multitask: MultiTaskData | None = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property

@@ -40,6 +40,15 @@ class Batch:
     def __len__(self) -> int:
         return int(self.users.numel())
 
+    def to(self, device: torch.device | str) -> Batch:
+        if self.users.device == torch.device(device):
+            return self
+        return Batch(
+            self.users.to(device, non_blocking=True),
+            self.pos_items.to(device, non_blocking=True),
+            self.neg_items.to(device, non_blocking=True),
+        )
+
 
 @dataclass
 class ModelOutput:
@@ -96,3 +105,60 @@ class ItemFeatures:
     @property
     def n_missing(self) -> int:
         return int(self.missing.sum())
+
+
+@dataclass(frozen=True)
+class TaskBatch:
+    """A batch of labelled multi-task samples (see :mod:`recsys.data.multitask.tensors`).
+
+    Attributes:
+        users, items: ``(B,)`` user / item indices (``-1`` where the dataset has none).
+        sparse: ``(B, F_r)`` the samples' own categorical codes.
+        dense: ``(B, D_r)`` the samples' own dense values.
+        history: ``(B, n_behaviours, L)`` item index + 1 per behaviour, 0 = padding.
+        labels: ``(B, K)`` float32 0/1; mask: ``(B, K)`` bool (label defined).
+    """
+
+    users: Tensor
+    items: Tensor
+    sparse: Tensor
+    dense: Tensor
+    history: Tensor
+    labels: Tensor
+    mask: Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device | str) -> TaskBatch:
+        if self.labels.device == torch.device(device):
+            return self
+        return TaskBatch(
+            *(
+                t.to(device, non_blocking=True)
+                for t in (
+                    self.users,
+                    self.items,
+                    self.sparse,
+                    self.dense,
+                    self.history,
+                    self.labels,
+                    self.mask,
+                )
+            )
+        )
+
+
+@dataclass
+class TaskOutput:
+    """What a multi-task model's forward returns.
+
+    Attributes:
+        logits: ``(B, K)`` one logit per task; ``σ(logit)`` is the task's probability.
+        aux: the model's own loss terms (added by the training loop).
+        extra: further outputs (e.g. gate weights) for diagnostics.
+    """
+
+    logits: Tensor
+    aux: dict[str, Tensor] = field(default_factory=dict)
+    extra: dict[str, Tensor] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from recsys.config import StrictModel
 from recsys.data.features.config import ModalityConfig
+from recsys.data.multitask.config import MultiTaskConfig
 
 Format = Literal["atomic", "movielens", "lightgcn", "csv", "tsv", "parquet"]
 
@@ -133,4 +134,6 @@ class DataConfig(StrictModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     noise: NoiseConfig = NoiseConfig()
     features: dict[str, ModalityConfig] = Field(default_factory=dict)
+    multitask: MultiTaskConfig | None = None
+    """Multi-task samples built from this data (see :mod:`recsys.data.multitask`)."""
     cache_dir: str = "data/cache"

@@ -332,5 +332,5 @@ def evaluate_model(model: Model, spec: DataSpec, split: str, cfg: EvalConfig) ->
         The :class:`EvalResult`.
     """
     with torch.no_grad(), eval_mode(model):
-        scorer = model.scorer()
+        scorer = model.scorer_for(split)
         return evaluate(scorer, spec, split, cfg, device=model_device(model))

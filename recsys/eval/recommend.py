@@ -26,7 +26,7 @@ def recommend_topk(
         ``(items (U, k) int64, scores (U, k) float32)`` as numpy arrays.
     """
     with eval_mode(model):
-        scorer = model.scorer()
+        scorer = model.scorer_for("test")
         device = model_device(model)
         keys = spec.train_keys().to(device)
         k = min(k, spec.n_items)

@@ -9,6 +9,7 @@ from recsys.losses.base import Loss
 from recsys.losses.bce import BCE
 from recsys.losses.bpr import BPR
 from recsys.losses.denoise import RCE, TCE
+from recsys.losses.task_bce import TaskBCE
 from recsys.registry import Registry
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ LOSSES: Registry[Any] = Registry(
         "rce": RCE,
         "align_uniform": AlignUniform,
         "calibrated_uniformity": CalibratedUniformity,
+        "task-bce": TaskBCE,
     },
 )
 

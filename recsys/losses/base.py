@@ -6,12 +6,11 @@ Named terms let the training loop log each one; it minimises their sum.
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from torch import Tensor
 
 from recsys.config import StrictModel
-from recsys.types import Batch, ModelOutput
 
 
 class Loss(Protocol):
@@ -19,4 +18,8 @@ class Loss(Protocol):
 
     Config: ClassVar[type[StrictModel]]
 
-    def __call__(self, batch: Batch, out: ModelOutput) -> dict[str, Tensor]: ...
+    def __call__(self, batch: Any, out: Any) -> dict[str, Tensor]:
+        """``batch``: a :class:`~recsys.types.Batch` (pairs) or
+        :class:`~recsys.types.TaskBatch` (multi-task samples); ``out``: the model's
+        :class:`~recsys.types.ModelOutput` or :class:`~recsys.types.TaskOutput`."""
+        ...

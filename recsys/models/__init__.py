@@ -13,6 +13,7 @@ from recsys.models.implicit_mf import ImplicitALS, ImplicitBPR, ImplicitLMF
 from recsys.models.itemknn import ItemKNN
 from recsys.models.lightgcn import LightGCN
 from recsys.models.mf import MF
+from recsys.models.multitask import DTRN, PLE, MMoE, SharedBottom, SingleTask
 from recsys.models.pop import Pop
 from recsys.models.vbpr import VBPR
 from recsys.registry import Registry
@@ -33,6 +34,11 @@ MODELS: Registry[type[Model]] = Registry(
         "cm3": CM3,
         "ease": EASE,
         "itemknn": ItemKNN,
+        "shared-bottom": SharedBottom,
+        "mmoe": MMoE,
+        "ple": PLE,
+        "dtrn": DTRN,
+        "single-task": SingleTask,
     },
 )
 

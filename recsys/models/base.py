@@ -32,6 +32,10 @@ class Model(nn.Module):
     Config: ClassVar[type[StrictModel]]
     trainable: ClassVar[bool] = True
     """False for models fitted in closed form at construction (most-popular)."""
+    task_model: ClassVar[bool] = False
+    """True for multi-task models (:mod:`recsys.models.multitask`): their forward takes a
+    :class:`~recsys.types.TaskBatch` and returns a :class:`~recsys.types.TaskOutput`, and they
+    need data with a ``[multitask]`` table; pairwise contract tests skip them."""
 
     def __init__(self, cfg: StrictModel, spec: DataSpec) -> None:
         super().__init__()
@@ -52,6 +56,14 @@ class Model(nn.Module):
     def scorer(self) -> Scorer:
         """Return a function: ``(B,)`` user indices → ``(B, n_items)`` scores."""
         raise TypeError(f"{type(self).__name__} must define scorer()")
+
+    def scorer_for(self, split: str) -> Scorer:
+        """The scorer used to rank all items for ``split`` ("valid" or "test").
+
+        Models whose scores depend on what the user did before (behaviour sequences) see each
+        user's history as of the start of that split; the others ignore ``split``.
+        """
+        return self.scorer()
 
     def embeddings(self) -> tuple[Tensor, Tensor] | None:
         """Final user and item embeddings, or None for models without them."""

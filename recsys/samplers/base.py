@@ -1,7 +1,8 @@
 """The sampler interface.
 
 A sampler is built as ``Sampler(cfg)``; ``epoch(spec, batch_size, generator, probe, epoch)``
-yields the :class:`~recsys.types.Batch` es of one epoch. All randomness comes from
+yields the :class:`~recsys.types.Batch` es (or, for multi-task
+samples, :class:`~recsys.types.TaskBatch` es) of one epoch. All randomness comes from
 ``generator`` (whose state the training loop checkpoints), so an epoch is reproducible from
 the generator state. Batches are drawn lazily: a batch is built after the previous one's
 optimizer step, so a sampler that asks ``probe`` for scores sees the current parameters.
@@ -28,7 +29,7 @@ from torch import Tensor
 
 from recsys.config import StrictModel
 from recsys.spec import DataSpec
-from recsys.types import Batch
+from recsys.types import Batch, TaskBatch
 
 
 class Probe(Protocol):
@@ -51,4 +52,4 @@ class Sampler(Protocol):
         generator: torch.Generator,
         probe: Probe | None = None,
         epoch: int = 1,
-    ) -> Iterator[Batch]: ...
+    ) -> Iterator[Batch | TaskBatch]: ...

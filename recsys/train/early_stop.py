@@ -7,6 +7,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 LOWER_IS_BETTER = frozenset({"logloss", "loss"})
+
+
+def metric_name(key: str) -> str:
+    """The metric of a monitor key: ``ndcg@20`` → ``ndcg``, ``like/logloss`` → ``logloss``."""
+    return key.rpartition("/")[2].partition("@")[0]
+
+
 """Metric names (before ``@``) that are minimised; every other metric is maximised."""
 
 
@@ -30,7 +37,7 @@ class EarlyStopper:
 
     @property
     def maximize(self) -> bool:
-        return self.monitor.partition("@")[0] not in LOWER_IS_BETTER
+        return metric_name(self.monitor) not in LOWER_IS_BETTER
 
     def update(self, epoch: int, value: float) -> bool:
         """Record a validation; return True when it is a new best (strict improvement).

@@ -119,7 +119,13 @@ def fit(
             f"patience={cfg.patience})"
         )
     device = model_device(model)
-    optimizer = make_optimizer(model.parameters(), cfg)
+    # Losses with parameters (uncertainty weighting's log-variances) train with the model.
+    loss_modules = [loss for loss in losses if isinstance(loss, torch.nn.Module)]
+    for module in loss_modules:
+        module.to(device)
+    optimizer = make_optimizer(
+        [*model.parameters(), *(p for m in loss_modules for p in m.parameters())], cfg
+    )
     sampler_rng = generator(seed, "sampler")
     stopper = EarlyStopper(cfg.monitor, cfg.patience)
     meta = {
@@ -246,7 +252,7 @@ class _LiveProbe:
             return self.model.scorer()(users.to(self.device))
 
     def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
-        batch = _to_device(Batch(users, pos, neg), self.device)
+        batch = Batch(users, pos, neg).to(self.device)
         with torch.no_grad(), eval_mode(self.model):
             out = self.model(batch)
         return out.pos_scores, out.neg_scores
@@ -301,7 +307,7 @@ def _train_epoch(
     names: list[str] = []
     steps: list[Tensor] = []
     for batch in sampler.epoch(spec, cfg.batch_size, sampler_rng, probe, epoch):
-        batch = _to_device(batch, device)
+        batch = batch.to(device)
         out = model(batch)
         terms: dict[str, Tensor] = {}
         for loss in losses:
@@ -406,16 +412,6 @@ def _check_meta(path: Path, found: dict[str, Any], expected: dict[str, Any]) -> 
             f"{path}: checkpoint belongs to another run ({'; '.join(diff)}); delete it or use "
             "another run directory"
         )
-
-
-def _to_device(batch: Batch, device: torch.device) -> Batch:
-    if batch.users.device == device:
-        return batch
-    return Batch(
-        batch.users.to(device, non_blocking=True),
-        batch.pos_items.to(device, non_blocking=True),
-        batch.neg_items.to(device, non_blocking=True),
-    )
 
 
 @contextmanager

@@ -150,7 +150,8 @@ class TuneConfig(StrictModel):
     n_trials: int = Field(default=30, ge=1)
     """Finished (complete or pruned) trials the study reaches, summed over all workers."""
     metric: str = "ndcg@20"
-    """Validation metric to optimise (``METRIC@K`` of the experiment's eval config)."""
+    """Validation metric to optimise (``METRIC@K`` of the experiment's eval config, or
+    ``TASK/auc|gauc|logloss`` and ``mean/auc|gauc`` for multi-task experiments)."""
     cost: Literal["none", "params", "train_seconds"] = "none"
     """A second objective to minimise (multi-objective study, Pareto front, no pruning)."""
     sampler: SamplerConfig = SamplerConfig()
@@ -200,8 +201,11 @@ def load_tune_config(
     path = Path(path)
     raw = apply_overrides(read_toml(path), sets)
     cfg = validate(TuneConfig, raw, str(path))
-    if not cfg.metric.partition("@")[2].isdigit():
-        raise ConfigError(f"{path}: key 'metric' = {cfg.metric!r}: expected METRIC@K")
+    if not cfg.metric.partition("@")[2].isdigit() and "/" not in cfg.metric:
+        raise ConfigError(
+            f"{path}: key 'metric' = {cfg.metric!r}: expected METRIC@K, or TASK/METRIC for "
+            "multi-task experiments"
+        )
     return cfg, path.parent.resolve()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from recsys.config import apply_overrides, dump
 from recsys.errors import ConfigError
-from recsys.experiment import Experiment, read_experiment
+from recsys.experiment import Experiment, read_experiment, task_names
 from recsys.hashing import hash_obj
 from recsys.tune.config import TuneConfig, load_tune_config
 from recsys.tune.space import check_space
@@ -70,11 +70,31 @@ def load_context(
     raw, source, exp_base = read_experiment(exp_path, data)
     raw = apply_overrides(raw, cfg.set)
     base = check_space(cfg.params, raw, source, exp_base)
-    metric, _, k = cfg.metric.partition("@")
+    _check_metric(cfg.metric, base, path)
+    return TuneContext(cfg, path, tuple(sets), raw, source, exp_base, base, Path(runs_dir))
+
+
+def _check_metric(key: str, base: Experiment, path: Path) -> None:
+    """The metric must be one the experiment's validation reports."""
+    tasks = task_names(base.cfg.data)
+    if "/" in key:
+        task, _, name = key.partition("/")
+        allowed = (*tasks, "mean") if tasks else ()
+        if (
+            task not in allowed
+            or name not in ("auc", "gauc", "logloss")
+            or (task == "mean" and name == "logloss")
+        ):
+            raise ConfigError(
+                f"{path}: key 'metric' = {key!r}: expected TASK/auc, TASK/gauc or TASK/logloss "
+                f"with TASK one of {list(tasks)}, or mean/auc, mean/gauc"
+                + ("" if tasks else " (the experiment's data has no [multitask] table)")
+            )
+        return
+    metric, _, k = key.partition("@")
     ev = base.cfg.eval
     if metric not in ev.metrics or int(k) not in ev.ks:
         raise ConfigError(
-            f"{path}: key 'metric' = {cfg.metric!r}: the experiment evaluates metrics "
+            f"{path}: key 'metric' = {key!r}: the experiment evaluates metrics "
             f"{list(ev.metrics)} at K in {list(ev.ks)}"
         )
-    return TuneContext(cfg, path, tuple(sets), raw, source, exp_base, base, Path(runs_dir))

@@ -14,7 +14,7 @@ import optuna
 from recsys import api
 from recsys.errors import RecsysError
 from recsys.experiment import build_experiment
-from recsys.train.early_stop import LOWER_IS_BETTER
+from recsys.train.early_stop import LOWER_IS_BETTER, metric_name
 from recsys.tune.context import TuneContext
 from recsys.tune.space import suggest, with_values
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def directions(ctx: TuneContext) -> list[Literal["minimize", "maximize"]]:
     """The study's directions: the metric's, then ``minimize`` for a cost."""
     metric: Literal["minimize", "maximize"] = (
-        "minimize" if ctx.cfg.metric.partition("@")[0] in LOWER_IS_BETTER else "maximize"
+        "minimize" if metric_name(ctx.cfg.metric) in LOWER_IS_BETTER else "maximize"
     )
     return [metric, "minimize"] if ctx.cfg.multi_objective else [metric]
 
