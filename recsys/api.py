@@ -276,9 +276,9 @@ def train(
 
     def validate(m: Model) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        if spec.multitask is not None:
+        if spec.multitask is not None and m.task_model:
             metrics.update(evaluate_tasks(m, spec.multitask, "valid")[0])
-        if _ranks(spec) and (spec.multitask is None or "@" in cfg.train.monitor):
+        if _ranks(spec) and (not m.task_model or "@" in cfg.train.monitor):
             metrics.update(evaluate_model(m, spec, "valid", cfg.eval).summary)
         return metrics
 
@@ -345,7 +345,7 @@ def _finish(
     }
     for split in splits:
         results[split] = {}
-        if spec.multitask is not None:
+        if spec.multitask is not None and model.task_model:  # pairwise models: top-N only
             metrics, pred = evaluate_tasks(model, spec.multitask, split)
             results[split].update(metrics)
             _write_predictions(run_dir / f"pred_{split}.parquet", pred, spec.multitask.tasks)

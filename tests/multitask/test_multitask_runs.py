@@ -87,3 +87,20 @@ def test_tuning_takes_task_metrics(tmp_path: Path) -> None:
         load_context(ROOT / "conf" / "tune" / "ml100k-mmoe.toml", ["metric=click/auc"], tmp_path)
     with pytest.raises(ConfigError, match="has no \\[multitask\\] table"):
         load_context(ROOT / "conf" / "tune" / "ml100k-mf.toml", ["metric=like/auc"], tmp_path)
+
+
+def test_pairwise_model_on_multitask_data_ranks_the_liked_items(
+    ml100k_mt: DataSpec, tmp_path: Path
+) -> None:
+    """MF trained on the multi-task data config: top-N on the same liked targets, no task
+    metrics (it has no task heads)."""
+    exp = load_experiment(
+        ROOT / "conf" / "exp" / "ml100k-mf.toml",
+        ["train.epochs=1", f"data.cache_dir={tmp_path / 'c'}"],
+        data=ROOT / "conf" / "data" / "ml-100k-multitask.toml",
+    )
+    run = api.train(exp, runs_dir=tmp_path / "runs")
+    results = run.results
+    assert "ndcg@20" in results["test"] and not any("/" in k for k in results["test"])
+    assert results["test_users"] == int(ml100k_mt.eval_users_test.numel())
+    assert not (run.dir / "pred_test.parquet").exists()
