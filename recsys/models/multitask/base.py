@@ -158,7 +158,7 @@ class TaskModel(Model):
 
     def task_logits(self, inputs: list[PairInputs]) -> tuple[Tensor, dict[str, Tensor]]:
         """``(P, K)`` logits and diagnostics from the inputs of each input layer."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must define task_logits()")
 
     def forward(self, batch: TaskBatch) -> TaskOutput:  # type: ignore[override]
         """``(B, K)`` logits of a batch of samples."""

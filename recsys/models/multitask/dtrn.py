@@ -1,7 +1,7 @@
 """DTRN (Liu et al., CIKM 2023): task-specific bottom representations for multi-task models.
 
-No official code exists; this is the reconstruction of the research notes (methods §4.2).
-Every choice that the paper's abstract does not fix is listed here.
+No official code exists; this is a reconstruction from the paper's abstract and its described
+modules (TIM, TRM). Every choice that the abstract does not fix is listed here.
 
 **TIM, task-specific interest module** (when the data has behaviour sequences and ``tim``):
 
