@@ -137,10 +137,7 @@ def build_experiment(raw: dict[str, Any], source: str, base_dir: Path) -> Experi
 
 def task_names(cfg: DataConfig) -> tuple[str, ...]:
     """The task names a data config's ``[multitask]`` table defines (empty without one)."""
-    mt = cfg.multitask
-    if mt is None:
-        return ()
-    return ("watch", "like") if mt.ratings is not None else tuple(mt.table.tasks)  # type: ignore[union-attr]
+    return () if cfg.multitask is None else cfg.multitask.tasks
 
 
 def _check_task_parts(cfg: ExpConfig, model: str, task_model: bool, source: str) -> None:

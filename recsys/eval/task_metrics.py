@@ -19,6 +19,7 @@ from recsys.eval.auc import auc, group_auc, log_loss
 from recsys.models.base import Model, eval_mode, model_device
 
 TASK_METRICS = ("auc", "gauc", "logloss")
+"""The per-task metrics, reported as ``<task>/<metric>``."""
 
 
 @dataclass(frozen=True)

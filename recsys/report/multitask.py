@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from recsys.errors import RecsysError
+from recsys.eval.task_metrics import TASK_METRICS
 from recsys.report.build import ReportPaths, write_report
 from recsys.report.compare import (
     Method,
@@ -34,8 +35,6 @@ from recsys.report.compare_render import (
 from recsys.report.denoise_render import Document, TableBlock, to_html, to_markdown
 from recsys.report.multitask_stats import delong_tests
 from recsys.report.runs_loader import RunRecord, comparable_protocol, load_runs, per_user_metrics
-
-TASK_METRICS = ("auc", "gauc", "logloss")
 
 
 def _is_task_run(rec: RunRecord) -> bool:

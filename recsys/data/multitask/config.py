@@ -20,6 +20,8 @@ from pydantic import Field, model_validator
 from recsys.config import StrictModel
 
 Behaviour = Literal["watched", "liked", "disliked"]
+RATING_TASKS = ("watch", "like")
+"""The tasks of the rating builder, in label-column order."""
 
 
 class ColumnSpec(StrictModel):
@@ -101,7 +103,7 @@ class RatingTasks(StrictModel):
     def _check(self) -> RatingTasks:
         if self.dislike_max_rating >= self.like_min_rating:
             raise ValueError("dislike_max_rating must be below like_min_rating")
-        unknown = [k for k in self.rank if k not in ("watch", "like")]
+        unknown = [k for k in self.rank if k not in RATING_TASKS]
         if unknown:
             raise ValueError(f"rank: unknown task {unknown[0]!r}; tasks: watch, like")
         return self
@@ -158,3 +160,8 @@ class MultiTaskConfig(StrictModel):
         if (self.ratings is None) == (self.table is None):
             raise ValueError("set exactly one of [multitask.ratings] or [multitask.table]")
         return self
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The task names, in label-column order."""
+        return RATING_TASKS if self.table is None else tuple(self.table.tasks)

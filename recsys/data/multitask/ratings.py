@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from recsys.data.features.tables import COMPANION, align, read_table
-from recsys.data.multitask.config import RatingTasks
+from recsys.data.features.tables import COMPANION, align, companion, present_mask, read_table
+from recsys.data.multitask.config import RATING_TASKS, ColumnSpec, RatingTasks
 from recsys.data.multitask.encode import encode
 from recsys.data.multitask.sequences import last_before
 from recsys.data.multitask.tensors import (
@@ -35,7 +35,6 @@ from recsys.errors import ConfigError, DataError
 from recsys.spec import DataSpec
 from recsys.types import Interactions
 
-TASKS = ("watch", "like")
 _MAX_ROUNDS = 100
 
 
@@ -124,8 +123,6 @@ def _table_path(value: str, key: str, base_dir: Path | None, source_file: Path |
             f"beside; set multitask.ratings.{key}"
         )
     else:
-        from recsys.data.features.tables import companion
-
         path = companion(source_file, COMPANION["path"] if key == "item_table" else ".user")
     if not path.is_file():
         raise DataError(f"{path}: file not found (multitask.ratings.{key})")
@@ -133,7 +130,12 @@ def _table_path(value: str, key: str, base_dir: Path | None, source_file: Path |
 
 
 def entity_table(
-    path: Path, id_column: str, ids: np.ndarray, columns: dict[str, object], key: str
+    path: Path,
+    id_column: str,
+    field: str,
+    ids: np.ndarray,
+    columns: dict[str, ColumnSpec],
+    key: str,
 ) -> FeatureTable:
     """The features of ``ids`` (in index order) from an atomic table, with the id field
     (code ``idx + 1``) first; entities without a row get code 0 / zeros."""
@@ -141,14 +143,12 @@ def entity_table(
     aligned = align(table, id_column, ids, key)
     n = len(ids)
     id_codes = (np.arange(n, dtype=np.int64) + 1, n + 1)
-    name = USER_FIELD if id_column == "user_id" else ITEM_FIELD
-    present = aligned.get_column("__present").to_numpy().astype(bool)
     return encode(
         aligned,
-        columns,  # type: ignore[arg-type]
-        fit=present,
+        columns,
+        fit=present_mask(aligned),
         where=str(path),
-        extra_sparse={name: id_codes},
+        extra_sparse={field: id_codes},
     )
 
 
@@ -182,7 +182,7 @@ def build_rating_tasks(
 
     rows: dict[str, TaskRows] = {}
     card: dict[str, object] = {
-        "tasks": list(TASKS),
+        "tasks": list(RATING_TASKS),
         "behaviours": list(cfg.behaviours),
         "seq_len": cfg.seq_len,
         "negatives_per_event": cfg.negatives,
@@ -243,13 +243,13 @@ def build_rating_tasks(
     user_path = _table_path(cfg.user_table, "user_table", base_dir, source_file)
     item_path = _table_path(cfg.item_table, "item_table", base_dir, source_file)
     data = MultiTaskData(
-        tasks=TASKS,
+        tasks=RATING_TASKS,
         rows=rows,
         user_features=entity_table(
-            user_path, "user_id", spec.user_ids, dict(cfg.user_columns), "user_table"
+            user_path, "user_id", USER_FIELD, spec.user_ids, dict(cfg.user_columns), "user_table"
         ),
         item_features=entity_table(
-            item_path, "item_id", spec.item_ids, dict(cfg.item_columns), "item_table"
+            item_path, "item_id", ITEM_FIELD, spec.item_ids, dict(cfg.item_columns), "item_table"
         ),
         behaviours=tuple(cfg.behaviours),
         histories=histories,

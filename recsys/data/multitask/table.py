@@ -16,10 +16,8 @@ import torch
 from recsys.data.multitask.config import ColumnSpec, TableTasks
 from recsys.data.multitask.encode import category_codes, encode
 from recsys.data.multitask.tensors import SPLITS, FeatureTable, MultiTaskData, TaskRows
-from recsys.data.sources import read_delimited, resolve_path
+from recsys.data.sources import LINE, read_delimited, resolve_path
 from recsys.errors import DataError
-
-LINE = "_line"
 
 
 def split_rows(n: int, ratios: tuple[float, float, float], seed: int) -> np.ndarray:
